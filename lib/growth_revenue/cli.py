@@ -1,0 +1,126 @@
+"""Command line of the nightly job: parse, load config, run, map the outcome to an exit code.
+
+Exit codes: 0 published (warnings allowed), 1 runtime or input error, 2 usage error,
+3 quality gate failed (nothing published).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from zoneinfo import ZoneInfo
+
+from growth_revenue.config import Config, ConfigError, load_config
+from growth_revenue.contract import ContractError
+from growth_revenue.io import Location
+from growth_revenue.pipeline import (
+    EXIT_INPUT_ERROR,
+    EXIT_OK,
+    EXIT_QUALITY_GATE,
+    EXIT_USAGE,
+    RunRequest,
+    format_report,
+    run,
+)
+
+log = logging.getLogger("growth_revenue")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="growth-revenue",
+        description="Publish mart_orders_enriched and rpt_30day_revenue_by_segment from raw_orders and "
+        "raw_customers, unless the quality gate fails.",
+        epilog="Exit codes: 0 published, 1 runtime or input error, 2 usage error, 3 quality gate failed.",
+    )
+    parser.add_argument("--config", help="environment YAML overlaid on the packaged defaults (e.g. conf/local.yaml)")
+    parser.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-30..D-1. "
+                        "Default: the run timestamp's date in the reporting time zone")
+    parser.add_argument("--run-timestamp", help="ISO-8601 instant of the run (default: now; no offset means UTC)")
+    parser.add_argument("--raw-orders", help="path or catalog.schema.table of raw_orders (default: config)")
+    parser.add_argument("--raw-customers", help="path or catalog.schema.table of raw_customers (default: config)")
+    parser.add_argument("--output-dir", help="directory (or catalog.schema) the output tables live in")
+    return parser
+
+
+def parse_run_timestamp(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.timezone.utc)
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--run-timestamp {text!r} is not an ISO-8601 timestamp") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def parse_as_of(text: str | None, run_timestamp: dt.datetime, reporting_timezone: str) -> dt.date:
+    run_date = run_timestamp.astimezone(ZoneInfo(reporting_timezone)).date()
+    if text is None:
+        return run_date
+    try:
+        as_of = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+    if as_of > run_date:
+        raise UsageError(f"--as-of {as_of} is after the run date {run_date}: its window would include "
+                         "days that are not complete yet")
+    return as_of
+
+
+def build_request(args: argparse.Namespace, config: Config) -> RunRequest:
+    run_timestamp = parse_run_timestamp(args.run_timestamp)
+    as_of = parse_as_of(args.as_of, run_timestamp, config.rules.reporting_timezone)
+    output = args.output_dir or config.tables.output_schema or config.tables.output_dir
+    try:
+        return RunRequest(
+            as_of=as_of,
+            run_timestamp=run_timestamp,
+            raw_orders=Location.parse(args.raw_orders or config.tables.raw_orders),
+            raw_customers=Location.parse(args.raw_customers or config.tables.raw_customers),
+            output=Location.parse(output),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on a usage error
+    try:
+        config = load_config(args.config)
+        request = build_request(args, config)
+    except (ConfigError, UsageError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+
+    from growth_revenue.session import get_spark, stop_spark  # imported late: --help needs no JVM
+
+    spark = get_spark(config.spark)
+    try:
+        outcome = run(spark, config, request)
+    except ContractError as exc:
+        log.error("input error: %s", exc)
+        return EXIT_INPUT_ERROR
+    except Exception:  # noqa: BLE001 - any other failure is a runtime error, with its traceback
+        log.exception("run failed")
+        return EXIT_INPUT_ERROR
+    finally:
+        stop_spark(spark)
+    if outcome.exit_code == EXIT_QUALITY_GATE:
+        log.error("run %s: quality gate failed, exit 3", outcome.run_id)
+    else:
+        print(format_report(outcome.report_rows), flush=True)
+        log.info("run %s: published, exit %d", outcome.run_id, EXIT_OK)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

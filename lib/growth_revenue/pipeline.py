@@ -1,0 +1,153 @@
+"""One run of the nightly job, end to end: read, apply the rules, verify, publish.
+
+`run` is the flow of a run in one function; everything it calls is either a pure transform
+(transforms, quality) or an edge (io).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from growth_revenue import io, quality, tables, transforms
+from growth_revenue.config import Config
+from growth_revenue.io import Location
+
+log = logging.getLogger("growth_revenue")
+
+EXIT_OK, EXIT_INPUT_ERROR, EXIT_USAGE, EXIT_QUALITY_GATE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    as_of: dt.date
+    run_timestamp: dt.datetime  # timezone-aware
+    raw_orders: Location
+    raw_customers: Location
+    output: Location  # directory or schema holding the three output tables
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int
+    run_id: str
+    results: list[quality.Result]
+    report_rows: list[dict]
+
+
+def new_run_id(as_of: dt.date, run_timestamp: dt.datetime) -> str:
+    stamp = run_timestamp.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{as_of:%Y%m%d}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def freshness_reference(as_of: dt.date, run_timestamp: dt.datetime, reporting_timezone: str) -> dt.datetime:
+    """min(run time, start of the day after as-of): a backfill is judged as of its own date."""
+    day_after = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), ZoneInfo(reporting_timezone))
+    return min(run_timestamp, day_after)
+
+
+def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
+    rules = config.rules
+    run_id = new_run_id(request.as_of, request.run_timestamp)
+    window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
+    log.info("run %s: as-of %s, window %s..%s (%s), run time %s", run_id, request.as_of,
+             window_start, window_end, rules.reporting_timezone, request.run_timestamp.isoformat())
+
+    # Extract
+    raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS)
+    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS)
+    log.info("read %s from %s and %s from %s", tables.RAW_ORDERS, request.raw_orders,
+             tables.RAW_CUSTOMERS, request.raw_customers)
+
+    # Transform: rules 1-6, staged in memory (nothing is written yet)
+    profiles = transforms.customer_profiles(raw_customers, rules.test_email_domains, rules.unknown_segment).persist()
+    classified = transforms.classify_orders(
+        raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment
+    ).persist()
+    _log_rule_effects(classified)
+    mart = transforms.mart_orders(classified, rules.reporting_timezone)
+    computed_at = dt.datetime.now(dt.timezone.utc)
+    report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
+
+    # Audit: nothing is published unless every Error-level constraint holds
+    reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
+    freshness = quality.freshness_summary(raw_orders, reference, config.quality.freshness_max_age_hours)
+    checks = quality.gate_checks(transforms.with_test_customer_flag(mart, profiles), report, freshness)
+    engine = quality.choose_engine(spark, config.quality.engine)
+    log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
+    results = quality.verify(spark, checks, engine)
+    for result in results:
+        (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
+    dq_location = request.output.child(tables.DQ_RESULTS)
+
+    if any(r.blocks_publishing for r in results):
+        io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
+        failed = sum(r.blocks_publishing for r in results)
+        log.error("quality gate failed (%d Error constraint(s)): nothing published; %s and %s left as they were",
+                  failed, tables.MART, tables.REPORT)
+        _release(classified, profiles, report)
+        return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
+
+    # Publish: each write is one atomic Delta commit
+    mart_location = request.output.child(tables.MART)
+    io.overwrite(mart, mart_location, partition_by=("order_date",))
+    _log_written(spark, mart_location)
+    report_location = request.output.child(tables.REPORT)
+    io.replace_where(report, report_location, f"as_of_date = DATE'{request.as_of.isoformat()}'")
+    _log_written(spark, report_location, f"snapshot {request.as_of}")
+    io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
+    _log_written(spark, dq_location)
+
+    report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
+    _release(classified, profiles, report)
+    return RunOutcome(EXIT_OK, run_id, results, report_rows)
+
+
+def _log_rule_effects(classified: DataFrame) -> None:
+    revenue = F.col("is_revenue")
+    counts = classified.agg(
+        F.sum("versions").alias("raw_rows"),
+        F.count(F.lit(1)).alias("orders"),
+        F.count(F.when(~revenue, 1)).alias("not_revenue"),
+        F.count(F.when(revenue & F.col("is_test_customer"), 1)).alias("test_user"),
+        F.count(F.when(revenue & ~F.col("is_test_customer") & ~F.col("has_customer"), 1)).alias("orphans"),
+    ).first()
+    raw_rows, orders = counts["raw_rows"] or 0, counts["orders"]
+    log.info("rule 1 latest version: %d raw order rows -> %d orders (%d superseded versions removed)",
+             raw_rows, orders, raw_rows - orders)
+    log.info("rule 2 revenue status: %d orders removed (status not revenue on their latest version)",
+             counts["not_revenue"])
+    log.info("rule 3 test users: %d revenue orders removed", counts["test_user"])
+    log.info("rule 4 segment: %d revenue orders kept as 'unknown' segment (no customer row or null customer_id)",
+             counts["orphans"])
+    log.info("mart rows staged: %d", orders - counts["not_revenue"] - counts["test_user"])
+
+
+def _log_written(spark: SparkSession, location: Location, detail: str = "") -> None:
+    version, rows = io.last_commit(spark, location)
+    log.info("wrote %s: Delta version %d, %s rows written%s", location, version, rows, f", {detail}" if detail else "")
+
+
+def _release(*frames: DataFrame) -> None:
+    for frame in frames:
+        frame.unpersist()
+
+
+def format_report(rows: list[dict]) -> str:
+    """The published report as a small fixed-width table."""
+    if not rows:
+        return "(no segment had an order in the window)"
+    header = ("customer_segment", "revenue", "order_count", "customer_count")
+    body = [(str(r["customer_segment"]), f"{r['revenue']:,.2f}", str(r["order_count"]), str(r["customer_count"]))
+            for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    first = rows[0]
+    title = f"{tables.REPORT} as of {first['as_of_date']} (orders {first['window_start']}..{first['window_end']})"
+    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, body)])

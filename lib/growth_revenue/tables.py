@@ -1,0 +1,10 @@
+"""The names of every table this job reads or writes: the one place they are spelled."""
+
+RAW_ORDERS = "raw_orders"
+RAW_CUSTOMERS = "raw_customers"
+
+MART = "mart_orders_enriched"
+REPORT = "rpt_30day_revenue_by_segment"
+DQ_RESULTS = "dq_check_results"
+
+OUTPUTS = (MART, REPORT, DQ_RESULTS)

@@ -1,0 +1,219 @@
+"""The business rules, as pure functions DataFrame -> DataFrame with explicit parameters.
+
+No session, no I/O, no config objects: a notebook, a test or another platform can call any of
+these on its own. Rule numbers refer to README "The rules".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+MART_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "customer_segment",
+    "order_ts",
+    "order_date",
+    "status",
+    "revenue",
+    "updated_at",
+    "_ingested_at",
+)
+
+REPORT_REVENUE_TYPE = T.DecimalType(38, 2)  # a sum of decimal(18,2) that cannot overflow or round
+
+
+def _normalised(values: Iterable[str]) -> list[str]:
+    return sorted({v.strip().lower() for v in values})
+
+
+# --- Rule 1: latest version wins ------------------------------------------------------------
+
+
+def latest_orders(raw_orders: DataFrame) -> DataFrame:
+    """One row per order_id: greatest updated_at, then greatest _ingested_at.
+
+    Rows identical in both are broken on the remaining columns so reruns agree with each other.
+    Rows with a null order_id are not orders and are dropped.
+    """
+    newest_first = Window.partitionBy("order_id").orderBy(
+        F.col("updated_at").desc_nulls_last(),
+        F.col("_ingested_at").desc_nulls_last(),
+        F.col("status").asc_nulls_last(),
+        F.col("amount").desc_nulls_last(),
+        F.col("customer_id").asc_nulls_last(),
+        F.col("order_ts").desc_nulls_last(),
+    )
+    return _first_in_window(raw_orders.where(F.col("order_id").isNotNull()), newest_first)
+
+
+def latest_customers(raw_customers: DataFrame) -> DataFrame:
+    """One row per customer_id: greatest updated_at (deterministic on exact ties)."""
+    newest_first = Window.partitionBy("customer_id").orderBy(
+        F.col("updated_at").desc_nulls_last(),
+        F.col("is_test_user").desc_nulls_last(),
+        F.col("email").asc_nulls_last(),
+        F.col("customer_segment").asc_nulls_last(),
+    )
+    return _first_in_window(raw_customers.where(F.col("customer_id").isNotNull()), newest_first)
+
+
+def _first_in_window(df: DataFrame, window: Window) -> DataFrame:
+    return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+
+
+# --- Rule 2: revenue orders -----------------------------------------------------------------
+
+
+def is_revenue_status(status: Column, revenue_statuses: Iterable[str]) -> Column:
+    return F.coalesce(F.lower(F.trim(status)).isin(_normalised(revenue_statuses)), F.lit(False))
+
+
+# --- Rules 3 and 4: test users and segments -------------------------------------------------
+
+
+def is_test_customer(is_test_user: Column, email: Column, test_email_domains: Iterable[str]) -> Column:
+    """Flagged as a test user, or the e-mail's domain (after the last '@') is a test domain."""
+    domain = F.when(email.contains("@"), F.lower(F.substring_index(email, "@", -1)))
+    by_domain = F.coalesce(domain.isin(_normalised(test_email_domains)), F.lit(False))
+    return F.coalesce(is_test_user, F.lit(False)) | by_domain
+
+
+def segment_of(customer_segment: Column, unknown_segment: str) -> Column:
+    """lower(trim(segment)); null or blank becomes the unknown segment."""
+    segment = F.lower(F.trim(customer_segment))
+    return F.when(segment.isNull() | (segment == ""), F.lit(unknown_segment)).otherwise(segment)
+
+
+def customer_profiles(
+    raw_customers: DataFrame, test_email_domains: Iterable[str], unknown_segment: str
+) -> DataFrame:
+    """customer_id, customer_segment, is_test_customer from each customer's latest version.
+
+    The e-mail is used to decide test users and goes no further.
+    """
+    latest = latest_customers(raw_customers)
+    return latest.select(
+        "customer_id",
+        segment_of(F.col("customer_segment"), unknown_segment).alias("customer_segment"),
+        is_test_customer(F.col("is_test_user"), F.col("email"), test_email_domains).alias("is_test_customer"),
+    )
+
+
+# --- Rule 5: order date ---------------------------------------------------------------------
+
+
+def order_date_in(order_ts: Column, reporting_timezone: str) -> Column:
+    """Calendar date of the instant `order_ts` in `reporting_timezone` (needs a UTC session)."""
+    return F.to_date(F.from_utc_timestamp(order_ts, reporting_timezone))
+
+
+# --- The mart -------------------------------------------------------------------------------
+
+
+def classify_orders(
+    raw_orders: DataFrame,
+    profiles: DataFrame,
+    revenue_statuses: Iterable[str],
+    unknown_segment: str,
+) -> DataFrame:
+    """Every order's latest version with the facts the rules decide on.
+
+    Adds customer_segment, is_revenue, is_test_customer, has_customer and versions (how many raw
+    rows the order had), so the run can report what each rule removed from one cached frame.
+    """
+    # Same partitioning as latest_orders' window, so counting versions costs no extra shuffle.
+    per_order = Window.partitionBy("order_id")
+    counted = raw_orders.where(F.col("order_id").isNotNull()).withColumn(
+        "versions", F.count(F.lit(1)).over(per_order)
+    )
+    latest = latest_orders(counted)
+    joined = latest.join(profiles.withColumn("has_customer", F.lit(True)), "customer_id", "left")
+    return joined.select(
+        *latest.columns,
+        F.coalesce(F.col("customer_segment"), F.lit(unknown_segment)).alias("customer_segment"),
+        is_revenue_status(F.col("status"), revenue_statuses).alias("is_revenue"),
+        F.coalesce(F.col("is_test_customer"), F.lit(False)).alias("is_test_customer"),
+        F.coalesce(F.col("has_customer"), F.lit(False)).alias("has_customer"),
+    )
+
+
+def mart_orders(classified: DataFrame, reporting_timezone: str) -> DataFrame:
+    """Revenue orders of real customers, with only the columns downstream needs."""
+    return classified.where(F.col("is_revenue") & ~F.col("is_test_customer")).select(
+        "order_id",
+        "customer_id",
+        "customer_segment",
+        "order_ts",
+        order_date_in(F.col("order_ts"), reporting_timezone).alias("order_date"),
+        "status",
+        F.col("amount").alias("revenue"),
+        "updated_at",
+        "_ingested_at",
+    )
+
+
+def build_mart(
+    raw_orders: DataFrame,
+    raw_customers: DataFrame,
+    revenue_statuses: Iterable[str],
+    test_email_domains: Iterable[str],
+    unknown_segment: str,
+    reporting_timezone: str,
+) -> DataFrame:
+    """Rules 1-5 end to end: the rows of mart_orders_enriched."""
+    profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
+    classified = classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment)
+    return mart_orders(classified, reporting_timezone)
+
+
+# --- Rule 6: the 30-day report --------------------------------------------------------------
+
+
+def report_window(as_of: dt.date, window_days: int) -> tuple[dt.date, dt.date]:
+    """(first, last) order_date of the report for `as_of`: the complete days before it."""
+    return as_of - dt.timedelta(days=window_days), as_of - dt.timedelta(days=1)
+
+
+def revenue_by_segment(
+    mart: DataFrame, as_of: dt.date, window_days: int, computed_at: dt.datetime, run_id: str
+) -> DataFrame:
+    """One row per segment with at least one mart order in the window."""
+    start, end = report_window(as_of, window_days)
+    in_window = mart.where(F.col("order_date").between(F.lit(start), F.lit(end)))
+    return (
+        in_window.groupBy("customer_segment")
+        .agg(
+            F.sum("revenue").cast(REPORT_REVENUE_TYPE).alias("revenue"),
+            F.count("order_id").alias("order_count"),
+            F.countDistinct("customer_id").alias("customer_count"),
+        )
+        .select(
+            F.lit(as_of).alias("as_of_date"),
+            F.lit(start).alias("window_start"),
+            F.lit(end).alias("window_end"),
+            "customer_segment",
+            "revenue",
+            "order_count",
+            "customer_count",
+            F.lit(computed_at).cast(T.TimestampType()).alias("computed_at"),
+            F.lit(run_id).alias("run_id"),
+        )
+    )
+
+
+def with_test_customer_flag(mart: DataFrame, profiles: DataFrame) -> DataFrame:
+    """The mart with customer_kind ('test' or 'real') looked up afresh, for the quality gate.
+
+    Independent of the filter that built the mart, so a test-user order that slipped past it
+    is caught.
+    """
+    test_ids = profiles.where("is_test_customer").select("customer_id", F.lit("test").alias("customer_kind"))
+    return mart.join(test_ids, "customer_id", "left").withColumn(
+        "customer_kind", F.coalesce(F.col("customer_kind"), F.lit("real"))
+    )

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Launch the nightly revenue job with spark-submit.
+#
+#   ./spark-submit.sh [--config conf/local.yaml] [--as-of YYYY-MM-DD] [--run-timestamp ISO-8601]
+#                     [--raw-orders PATH_OR_TABLE] [--raw-customers PATH_OR_TABLE] [--output-dir DIR]
+#                     [--master URL] [any other spark-submit option ...]
+#
+# Job options go to the job; everything else (--master, --conf k=v, --executor-memory 4g, ...)
+# goes to spark-submit, after the defaults derived from the config, so it wins.
+# Exit codes: 0 published, 1 runtime/input error, 2 usage error, 3 quality gate failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${GROWTH_PYTHON:-$ROOT/.venv/bin/python}"
+SPARK_SUBMIT="${SPARK_SUBMIT:-$(dirname "$PYTHON")/spark-submit}"
+
+if [[ ! -x "$PYTHON" ]]; then
+  echo "spark-submit.sh: no Python environment at $PYTHON; run 'make venv' first (or set GROWTH_PYTHON)" >&2
+  exit 2
+fi
+
+job_args=() submit_args=() config=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --config)
+      [[ $# -ge 2 ]] || { echo "spark-submit.sh: --config needs a value" >&2; exit 2; }
+      config="$2"; job_args+=("$1" "$2"); shift 2 ;;
+    --as-of|--run-timestamp|--raw-orders|--raw-customers|--output-dir)
+      [[ $# -ge 2 ]] || { echo "spark-submit.sh: $1 needs a value" >&2; exit 2; }
+      job_args+=("$1" "$2"); shift 2 ;;
+    --config=*|--as-of=*|--run-timestamp=*|--raw-orders=*|--raw-customers=*|--output-dir=*)
+      [[ "$1" == --config=* ]] && config="${1#--config=}"
+      job_args+=("$1"); shift ;;
+    -h|--help)
+      job_args+=("$1"); shift ;;
+    *)
+      submit_args+=("$1"); shift ;;
+  esac
+done
+
+# pydeequ refuses to import without it.
+export SPARK_VERSION="${SPARK_VERSION:-4.1}"
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PYTHON}"
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYTHON}"
+export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"
+
+# The package travels to executors as a zip, so a cluster's workers import the same code.
+mkdir -p "$ROOT/build"
+"$PYTHON" - "$ROOT/lib" "$ROOT/build/growth_revenue.zip" <<'PY'
+import pathlib, sys, zipfile
+src, out = pathlib.Path(sys.argv[1]), sys.argv[2]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+    for path in sorted((src / "growth_revenue").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            zf.write(path, path.relative_to(src))
+PY
+
+mapfile -t defaults < <(cd "$ROOT" && "$PYTHON" -m growth_revenue.launch ${config:+--config "$config"}) || true
+if [[ ${#defaults[@]} -eq 0 ]]; then
+  echo "spark-submit.sh: could not derive spark-submit options from the config" >&2
+  exit 2
+fi
+
+cd "$ROOT"
+exec "$SPARK_SUBMIT" \
+  "${defaults[@]}" \
+  --driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/conf/log4j2.properties" \
+  --py-files "$ROOT/build/growth_revenue.zip" \
+  "${submit_args[@]}" \
+  "$ROOT/jobs/nightly_revenue.py" "${job_args[@]}"
