@@ -49,7 +49,7 @@ def new_run_id(as_of: dt.date, run_timestamp: dt.datetime) -> str:
 def freshness_reference(as_of: dt.date, run_timestamp: dt.datetime, reporting_timezone: str) -> dt.datetime:
     """min(run time, start of the day after as-of): a backfill is judged as of its own date."""
     day_after = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), ZoneInfo(reporting_timezone))
-    return min(run_timestamp, day_after)
+    return min(run_timestamp, day_after).astimezone(dt.timezone.utc)
 
 
 def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
