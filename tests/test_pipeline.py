@@ -1,0 +1,190 @@
+"""Whole runs in process: what gets published, what is left alone, and what a rerun does."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+from rows import customer, order, ts
+
+from growth_revenue import io, pipeline, tables, transforms
+from growth_revenue.contract import ContractError
+from growth_revenue.io import Location
+from growth_revenue.pipeline import EXIT_OK, EXIT_QUALITY_GATE, RunRequest
+
+AS_OF = dt.date(2026, 11, 25)
+NIGHTLY = ts("2026-11-25 07:00:00")
+
+ORDERS = [
+    order("O1", "C1", "2026-11-20 10:00:00", amount="100.00", ingested_at="2026-11-25 06:00:00"),
+    order("O2", "C2", "2026-11-21 10:00:00", status=" FULFILLED ", amount="50.00"),
+    order("O3", "T1", "2026-11-22 10:00:00", amount="999.00"),  # test user
+    order("O4", "C1", "2026-11-23 10:00:00", status="cancelled", amount="70.00"),
+]
+CUSTOMERS = [
+    customer("C1", email="a@shop.io", segment="Enterprise"),
+    customer("C2", email="b@shop.io", segment=" smb"),
+    customer("T1", email="qa@example.com", segment="smb"),
+]
+
+
+@pytest.fixture
+def lakehouse(tmp_path, make_orders, make_customers):
+    """Writes raw tables under tmp_path; returns a function running the job over them."""
+
+    def write_raw(orders=ORDERS, customers=CUSTOMERS):
+        make_orders(orders).write.format("delta").mode("overwrite").save(str(tmp_path / "raw_orders"))
+        make_customers(customers).write.format("delta").mode("overwrite").save(str(tmp_path / "raw_customers"))
+
+    write_raw()
+    return write_raw, tmp_path
+
+
+def run_job(spark, config, root, as_of=AS_OF, run_timestamp=NIGHTLY):
+    request = RunRequest(
+        as_of=as_of,
+        run_timestamp=run_timestamp,
+        raw_orders=Location(path=str(root / "raw_orders")),
+        raw_customers=Location(path=str(root / "raw_customers")),
+        output=Location(path=str(root / "out")),
+    )
+    return pipeline.run(spark, config, request)
+
+
+def table(spark, root, name):
+    return spark.read.format("delta").load(str(root / "out" / name))
+
+
+def version(spark, root, name):
+    return io.version_of(spark, Location(path=str(root / "out" / name)))
+
+
+def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, config, lakehouse):
+    _, root = lakehouse
+    outcome = run_job(spark, config, root)
+    assert outcome.exit_code == EXIT_OK
+
+    mart = table(spark, root, tables.MART).select("order_id", "customer_segment", "revenue")
+    expected_mart = spark.createDataFrame(
+        [("O1", "enterprise", Decimal("100.00")), ("O2", "smb", Decimal("50.00"))],
+        "order_id string, customer_segment string, revenue decimal(18,2)",
+    )
+    assert_df_equality(mart, expected_mart, ignore_row_order=True, ignore_nullable=True)
+
+    report = table(spark, root, tables.REPORT).select(
+        "as_of_date", "window_start", "window_end", "customer_segment", "revenue", "order_count", "customer_count")
+    expected_report = spark.createDataFrame(
+        [(AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "enterprise", Decimal("100.00"), 1, 1),
+         (AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "smb", Decimal("50.00"), 1, 1)],
+        "as_of_date date, window_start date, window_end date, customer_segment string, revenue decimal(38,2), "
+        "order_count long, customer_count long",
+    )
+    assert_df_equality(report, expected_report, ignore_row_order=True, ignore_nullable=True)
+
+    dq = table(spark, root, tables.DQ_RESULTS)
+    assert dq.where(f"run_id = '{outcome.run_id}'").count() == 8
+    assert dq.where("status = 'Failure'").count() == 0
+
+
+def test_the_mart_is_partitioned_by_order_date(spark, config, lakehouse):
+    _, root = lakehouse
+    run_job(spark, config, root)
+    detail = io.delta_table(spark, Location(path=str(root / "out" / tables.MART))).detail().first()
+    assert detail["partitionColumns"] == ["order_date"]
+
+
+def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, config, lakehouse):
+    _, root = lakehouse
+    run_job(spark, config, root, as_of=dt.date(2026, 11, 24))
+    first = run_job(spark, config, root)
+    second = run_job(spark, config, root)
+    report = table(spark, root, tables.REPORT)
+    assert report.where(f"as_of_date = DATE'{AS_OF}'").count() == 2  # two segments, not four
+    assert {r["run_id"] for r in report.where(f"as_of_date = DATE'{AS_OF}'").collect()} == {second.run_id}
+    assert report.where("as_of_date = DATE'2026-11-24'").count() == 2  # the other snapshot is untouched
+    assert first.report_rows == [
+        {**row, "computed_at": first.report_rows[i]["computed_at"], "run_id": first.run_id}
+        for i, row in enumerate(second.report_rows)
+    ]
+
+
+def test_a_failed_gate_leaves_both_tables_at_their_previous_version(spark, config, lakehouse):
+    write_raw, root = lakehouse
+    assert run_job(spark, config, root).exit_code == EXIT_OK
+    before = (version(spark, root, tables.MART), version(spark, root, tables.REPORT))
+
+    write_raw(orders=ORDERS + [order("O9", "C2", "2026-11-24 10:00:00", amount="-5.00")])
+    outcome = run_job(spark, config, root)
+
+    assert outcome.exit_code == EXIT_QUALITY_GATE
+    assert (version(spark, root, tables.MART), version(spark, root, tables.REPORT)) == before
+    failed = table(spark, root, tables.DQ_RESULTS).where(f"run_id = '{outcome.run_id}' AND status = 'Failure'")
+    assert [(r["dataset"], r["constraint"]) for r in failed.collect()] == [(tables.MART, "isNonNegative(revenue)")]
+
+
+def test_a_test_user_order_leaking_past_the_filter_blocks_publishing(spark, config, lakehouse, monkeypatch):
+    _, root = lakehouse
+    real_mart_orders = transforms.mart_orders
+
+    def leaky(classified, tz):  # a broken filter, on purpose
+        return real_mart_orders(classified.withColumn("is_test_customer", transforms.F.lit(False)), tz)
+
+    monkeypatch.setattr(transforms, "mart_orders", leaky)
+    outcome = run_job(spark, config, root)
+    assert outcome.exit_code == EXIT_QUALITY_GATE
+    assert version(spark, root, tables.MART) is None and version(spark, root, tables.REPORT) is None
+    blocked = [r for r in outcome.results if r.blocks_publishing]
+    assert [r.rule.says for r in blocked] == ["no order of a test user"]
+
+
+def test_stale_data_fails_the_nightly_run_but_a_backfill_of_its_date_passes(spark, config, lakehouse):
+    _, root = lakehouse  # newest _ingested_at is 2026-11-25 06:00
+    late_run = ts("2026-11-26 07:00:00")
+    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 26), run_timestamp=late_run).exit_code == 3
+    assert run_job(spark, config, root, as_of=AS_OF, run_timestamp=late_run).exit_code == EXIT_OK
+
+
+def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
+    write_raw, root = lakehouse
+    write_raw(orders=[order("O1", "C1", "2026-01-05 10:00:00", ingested_at="2026-11-25 06:00:00")])
+    outcome = run_job(spark, config, root)
+    assert outcome.exit_code == EXIT_OK
+    assert outcome.report_rows == []
+    warned = [r for r in outcome.results if r.status == "Failure"]
+    assert [(r.check.level.value, r.rule.says) for r in warned] == [
+        ("Warning", "at least one active segment in the window")]
+
+
+def test_a_missing_contract_column_names_the_table_and_column(spark, config, lakehouse):
+    _, root = lakehouse
+    spark.read.format("delta").load(str(root / "raw_orders")).drop("amount").write.format("delta").mode(
+        "overwrite").option("overwriteSchema", "true").save(str(root / "raw_orders"))
+    with pytest.raises(ContractError, match=r"raw_orders: missing contract column 'amount'"):
+        run_job(spark, config, root)
+    assert version(spark, root, tables.MART) is None
+
+
+def test_a_mistyped_contract_column_names_the_table_column_and_types(spark, config, lakehouse):
+    _, root = lakehouse
+    spark.read.format("delta").load(str(root / "raw_orders")).withColumn(
+        "amount", transforms.F.col("amount").cast("string")).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true").save(str(root / "raw_orders"))
+    with pytest.raises(ContractError, match=r"raw_orders: column 'amount' has type string, expected decimal"):
+        run_job(spark, config, root)
+
+
+def test_a_missing_raw_table_is_an_input_error_naming_it(spark, config, tmp_path):
+    with pytest.raises(ContractError, match=r"raw_orders: no table at .*nowhere"):
+        pipeline.run(spark, config, RunRequest(AS_OF, NIGHTLY, Location(path=str(tmp_path / "nowhere")),
+                                               Location(path=str(tmp_path / "nowhere2")),
+                                               Location(path=str(tmp_path / "out"))))
+
+
+def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
+    _, root = lakehouse
+    for name in ("raw_orders", "raw_customers"):
+        spark.read.format("delta").load(str(root / name)).write.parquet(str(root / f"{name}_parquet"))
+    request = RunRequest(AS_OF, NIGHTLY, Location(path=str(root / "raw_orders_parquet")),
+                         Location(path=str(root / "raw_customers_parquet")), Location(path=str(root / "out")))
+    assert pipeline.run(spark, config, request).exit_code == EXIT_OK
+    assert table(spark, root, tables.MART).count() == 2
