@@ -43,9 +43,9 @@ def test_malformed_run_timestamp_is_a_usage_error():
         (["--config", "does/not/exist.yaml"], "cannot read"),
     ],
 )
-def test_main_exits_2_on_usage_errors_and_says_why(argv, fragment, caplog):
+def test_main_exits_2_on_usage_errors_and_says_why(argv, fragment, capsys):
     assert cli.main(argv) == 2
-    assert fragment in caplog.text
+    assert fragment in capsys.readouterr().err
 
 
 def test_help_exits_0(capsys):

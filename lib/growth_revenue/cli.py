@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 published, 1 runtime or input error, 2 usage error, 3 quality gate failed.",
     )
     parser.add_argument("--config", help="environment YAML overlaid on the packaged defaults (e.g. conf/local.yaml)")
-    parser.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-30..D-1. "
+    parser.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-N..D-1 "
+                        "(N = rules.report_window_days, default 30). "
                         "Default: the run timestamp's date in the reporting time zone")
     parser.add_argument("--run-timestamp", help="ISO-8601 instant of the run (default: now; no offset means UTC)")
     parser.add_argument("--raw-orders", help="path or catalog.schema.table of raw_orders (default: config)")
@@ -89,9 +90,34 @@ def build_request(args: argparse.Namespace, config: Config) -> RunRequest:
         raise UsageError(str(exc)) from exc
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (it may be replaced, e.g. by test capture)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def configure_logging() -> None:
+    """The job's plain lines on stderr; stdout carries only the report.
+
+    pyspark installs its own root handler under spark-submit, so ours is attached to the job's
+    logger rather than relying on logging.basicConfig.
+    """
+    if not log.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a usage error
     try:

@@ -41,8 +41,12 @@ def get_spark(settings: SparkSettings) -> SparkSession:
         if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit: we own the JVM
             builder = _local_builder(builder, settings)
         spark = builder.getOrCreate()
-    for key, value in base_conf(settings).items():
-        if not key.startswith("spark.databricks.") or not on_databricks():
+    # A local builder and spark-submit.sh (via launch.py) already carry base_conf, and a user's own
+    # --conf must win over it; only the UTC session zone is a correctness invariant, so it is forced.
+    runtime = base_conf(settings) if on_databricks() else {}
+    runtime["spark.sql.session.timeZone"] = "UTC"
+    for key, value in runtime.items():
+        if not key.startswith("spark.databricks."):
             spark.conf.set(key, value)
     spark.sparkContext.setLogLevel("WARN")
     return spark
