@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 JARS_STAMP  := .ivy/.resolved
 
-.PHONY: venv jars demo test clean
+.PHONY: venv jars demo test clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -31,3 +31,6 @@ test: jars
 
 clean:
 	rm -rf build data spark-warehouse .pytest_cache
+
+bench: jars
+	$(PY) bench/bench_nightly.py --orders $(or $(ORDERS),5000000)

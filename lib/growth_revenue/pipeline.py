@@ -72,43 +72,45 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     rule_effects = Observation("rule_effects")
     classified = classified.observe(rule_effects, *_rule_effect_metrics())
     mart = transforms.mart_orders(classified, rules.reporting_timezone).persist()
-    mart_rows = mart.count()
-    _log_rule_effects(rule_effects.get, mart_rows)
     computed_at = dt.datetime.now(dt.timezone.utc)
     report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
+    try:
+        _log_rule_effects(rule_effects, mart.count())
 
-    # Audit: nothing is published unless every Error-level constraint holds
-    reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
-    freshness = quality.freshness_summary(raw_orders, reference, config.quality.freshness_max_age_hours)
-    checks = quality.gate_checks(transforms.with_test_customer_flag(mart, profiles), report, freshness)
-    engine = quality.choose_engine(spark, config.quality.engine)
-    log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
-    results = quality.verify(spark, checks, engine)
-    for result in results:
-        (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
-    dq_location = request.output.child(tables.DQ_RESULTS)
+        # Audit: nothing is published unless every Error-level constraint holds
+        reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
+        freshness = quality.freshness_summary(raw_orders, reference, config.quality.freshness_max_age_hours)
+        checks = quality.gate_checks(transforms.with_test_customer_flag(mart, profiles), report, freshness)
+        engine = quality.choose_engine(spark, config.quality.engine)
+        log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
+        results = quality.verify(spark, checks, engine)
+        for result in results:
+            (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
+        dq_location = request.output.child(tables.DQ_RESULTS)
 
-    if any(r.blocks_publishing for r in results):
+        if any(r.blocks_publishing for r in results):
+            io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
+            failed = sum(r.blocks_publishing for r in results)
+            log.error("quality gate failed (%d Error constraint(s)): nothing published; %s and %s left as they were",
+                      failed, tables.MART, tables.REPORT)
+            return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
+
+        # Publish: each write is one atomic Delta commit
+        mart_location = request.output.child(tables.MART)
+        io.overwrite(mart, mart_location, partition_by=("order_date",))
+        _log_written(spark, mart_location)
+        report_location = request.output.child(tables.REPORT)
+        io.replace_where(report, report_location, f"as_of_date = DATE'{request.as_of.isoformat()}'")
+        _log_written(spark, report_location, f"snapshot {request.as_of}")
         io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
-        failed = sum(r.blocks_publishing for r in results)
-        log.error("quality gate failed (%d Error constraint(s)): nothing published; %s and %s left as they were",
-                  failed, tables.MART, tables.REPORT)
-        _release(mart, profiles, report)
-        return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
+        _log_written(spark, dq_location)
 
-    # Publish: each write is one atomic Delta commit
-    mart_location = request.output.child(tables.MART)
-    io.overwrite(mart, mart_location, partition_by=("order_date",))
-    _log_written(spark, mart_location)
-    report_location = request.output.child(tables.REPORT)
-    io.replace_where(report, report_location, f"as_of_date = DATE'{request.as_of.isoformat()}'")
-    _log_written(spark, report_location, f"snapshot {request.as_of}")
-    io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
-    _log_written(spark, dq_location)
-
-    report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
-    _release(mart, profiles, report)
-    return RunOutcome(EXIT_OK, run_id, results, report_rows)
+        report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
+        return RunOutcome(EXIT_OK, run_id, results, report_rows)
+    finally:
+        # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
+        for frame in (mart, profiles, report):
+            frame.unpersist()
 
 
 def _rule_effect_metrics() -> list[Column]:
@@ -122,7 +124,8 @@ def _rule_effect_metrics() -> list[Column]:
     ]
 
 
-def _log_rule_effects(counts: dict, mart_rows: int) -> None:
+def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> None:
+    counts = rule_effects.get  # filled in by the action that materialised the mart
     raw_rows, orders = counts["raw_rows"] or 0, counts["orders"]
     log.info("rule 1 latest version: %d raw order rows -> %d orders (%d superseded versions removed)",
              raw_rows, orders, raw_rows - orders)
@@ -137,11 +140,6 @@ def _log_rule_effects(counts: dict, mart_rows: int) -> None:
 def _log_written(spark: SparkSession, location: Location, detail: str = "") -> None:
     version, rows = io.last_commit(spark, location)
     log.info("wrote %s: Delta version %d, %s rows written%s", location, version, rows, f", {detail}" if detail else "")
-
-
-def _release(*frames: DataFrame) -> None:
-    for frame in frames:
-        frame.unpersist()
 
 
 def format_report(rows: list[dict]) -> str:
