@@ -188,3 +188,19 @@ def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
                          Location(path=str(root / "raw_customers_parquet")), Location(path=str(root / "out")))
     assert pipeline.run(spark, config, request).exit_code == EXIT_OK
     assert table(spark, root, tables.MART).count() == 2
+
+
+def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_orders, make_customers):
+    spark.sql("CREATE DATABASE IF NOT EXISTS growth_test")
+    try:
+        make_orders(ORDERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_orders")
+        make_customers(CUSTOMERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_customers")
+        request = RunRequest(AS_OF, NIGHTLY, Location.parse("growth_test.raw_orders"),
+                             Location.parse("growth_test.raw_customers"), Location.parse("growth_test"))
+        assert pipeline.run(spark, config, request).exit_code == EXIT_OK
+        assert pipeline.run(spark, config, request).exit_code == EXIT_OK  # rerun replaces its snapshot
+        assert spark.table(f"growth_test.{tables.MART}").count() == 2
+        assert spark.table(f"growth_test.{tables.REPORT}").count() == 2
+        assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 16
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS growth_test CASCADE")
