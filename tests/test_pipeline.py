@@ -204,3 +204,12 @@ def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_ord
         assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 16
     finally:
         spark.sql("DROP DATABASE IF EXISTS growth_test CASCADE")
+
+
+def test_a_folder_that_is_not_a_table_is_an_input_error_naming_it(spark, config, tmp_path):
+    (tmp_path / "not_a_table").mkdir()
+    (tmp_path / "not_a_table" / "orders.csv").write_text("order_id,amount\nO1,10.00\n")
+    with pytest.raises(ContractError, match=r"raw_orders: .*not_a_table is neither a Delta table nor readable Parquet"):
+        pipeline.run(spark, config, RunRequest(AS_OF, NIGHTLY, Location(path=str(tmp_path / "not_a_table")),
+                                               Location(path=str(tmp_path / "nowhere")),
+                                               Location(path=str(tmp_path / "out"))))
