@@ -103,10 +103,11 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def configure_logging() -> None:
-    """The job's plain lines on stderr; stdout carries only the report.
+    """The job's plain lines on stderr, the report on stdout.
 
-    pyspark installs its own root handler under spark-submit, so ours is attached to the job's
-    logger rather than relying on logging.basicConfig.
+    Attached to the job's own logger rather than via logging.basicConfig, which does nothing once
+    another library has configured the root logger. (Under spark-submit, Spark's PythonRunner
+    merges the driver's stderr into stdout anyway.)
     """
     if not log.handlers:
         handler = _StderrHandler()

@@ -87,10 +87,11 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         for result in results:
             (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
         dq_location = request.output.child(tables.DQ_RESULTS)
+        dq_rows = quality.results_frame(spark, results, run_id, request.as_of)  # recorded pass or fail
 
-        if any(r.blocks_publishing for r in results):
-            io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
-            failed = sum(r.blocks_publishing for r in results)
+        failed = sum(r.blocks_publishing for r in results)
+        if failed:
+            io.append(dq_rows, dq_location)
             log.error("quality gate failed (%d Error constraint(s)): nothing published; %s and %s left as they were",
                       failed, tables.MART, tables.REPORT)
             return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
@@ -102,7 +103,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         report_location = request.output.child(tables.REPORT)
         io.replace_where(report, report_location, f"as_of_date = DATE'{request.as_of.isoformat()}'")
         _log_written(spark, report_location, f"snapshot {request.as_of}")
-        io.append(quality.results_frame(spark, results, run_id, request.as_of), dq_location)
+        io.append(dq_rows, dq_location)
         _log_written(spark, dq_location)
 
         report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
