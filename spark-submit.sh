@@ -45,15 +45,7 @@ export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYTHON}"
 export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"
 
 # The package travels to executors as a zip, so a cluster's workers import the same code.
-mkdir -p "$ROOT/build"
-"$PYTHON" - "$ROOT/lib" "$ROOT/build/growth_revenue.zip" <<'PY'
-import pathlib, sys, zipfile
-src, out = pathlib.Path(sys.argv[1]), sys.argv[2]
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-    for path in sorted((src / "growth_revenue").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            zf.write(path, path.relative_to(src))
-PY
+"$PYTHON" -m growth_revenue.package "$ROOT/build/growth_revenue.zip" >/dev/null
 
 mapfile -t defaults < <(cd "$ROOT" && "$PYTHON" -m growth_revenue.launch ${config:+--config "$config"}) || true
 if [[ ${#defaults[@]} -eq 0 ]]; then

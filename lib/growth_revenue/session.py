@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from growth_revenue import jars
 from growth_revenue.config import SparkSettings
+from growth_revenue.launch import DELTA_CONF, base_conf
 
 # pydeequ refuses to import without it; set here so no caller's shell has to.
 os.environ.setdefault("SPARK_VERSION", jars.SPARK_MINOR)
@@ -16,20 +17,6 @@ os.environ.setdefault("SPARK_VERSION", jars.SPARK_MINOR)
 
 def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
-
-
-def base_conf(settings: SparkSettings) -> dict[str, str]:
-    """Settings every run needs, wherever the session comes from."""
-    return {
-        # order_date is derived with from_utc_timestamp, which is only right in a UTC session.
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.sql.autoBroadcastJoinThreshold": str(settings.broadcast_threshold_mb * 1024 * 1024),
-        "spark.sql.adaptive.enabled": "true",
-        # Small Delta logs do not need 50 tasks to replay.
-        "spark.databricks.delta.snapshotPartitions": "2",
-        **settings.conf,
-    }
 
 
 def get_spark(settings: SparkSettings) -> SparkSession:
@@ -58,15 +45,13 @@ def _local_builder(builder: SparkSession.Builder, settings: SparkSettings) -> Sp
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.jars.ivy", str(Path(settings.ivy_dir).absolute()))
         .config("spark.jars.excludes", ",".join(jars.EXCLUDED_PACKAGES))
         # Set directly rather than via configure_spark_with_delta_pip, so jars.py stays the
         # one place the coordinates are spelled (a test checks they match the delta-spark wheel).
         .config("spark.jars.packages", ",".join(jars.packages(settings.include_deequ_package)))
     )
-    for key, value in base_conf(settings).items():
+    for key, value in {**DELTA_CONF, **base_conf(settings)}.items():
         builder = builder.config(key, value)
     return builder
 
