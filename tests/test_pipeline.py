@@ -1,5 +1,6 @@
 """Whole runs in process: what gets published, what is left alone, and what a rerun does."""
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -82,7 +83,7 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
     assert_df_equality(report, expected_report, ignore_row_order=True, ignore_nullable=True)
 
     dq = table(spark, root, tables.DQ_RESULTS)
-    assert dq.where(f"run_id = '{outcome.run_id}'").count() == 8
+    assert dq.where(f"run_id = '{outcome.run_id}'").count() == 10  # 8 gate constraints + 2 anomaly checks
     assert dq.where("status = 'Failure'").count() == 0
 
 
@@ -190,7 +191,10 @@ def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
     assert table(spark, root, tables.MART).count() == 2
 
 
-def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_orders, make_customers):
+def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_orders, make_customers, tmp_path):
+    # Catalog outputs have no directory to keep the metrics repository in: it is configured.
+    config = dataclasses.replace(config, quality=dataclasses.replace(
+        config.quality, metrics_repository=str(tmp_path / "metrics" / "dq_metrics.json")))
     spark.sql("CREATE DATABASE IF NOT EXISTS growth_test")
     try:
         make_orders(ORDERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_orders")
@@ -201,7 +205,8 @@ def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_ord
         assert pipeline.run(spark, config, request).exit_code == EXIT_OK  # rerun replaces its snapshot
         assert spark.table(f"growth_test.{tables.MART}").count() == 2
         assert spark.table(f"growth_test.{tables.REPORT}").count() == 2
-        assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 16
+        assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 20
+        assert (tmp_path / "metrics" / "dq_metrics.json").is_file()
     finally:
         spark.sql("DROP DATABASE IF EXISTS growth_test CASCADE")
 

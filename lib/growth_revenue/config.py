@@ -33,6 +33,8 @@ class Rules:
 class Quality:
     freshness_max_age_hours: float
     engine: str
+    anomaly_max_relative_change: float
+    metrics_repository: str | None
 
 
 @dataclass(frozen=True)
@@ -152,5 +154,7 @@ def _validate(config: Config) -> None:
         ) from exc
     if quality.freshness_max_age_hours <= 0:
         raise ConfigError("config: 'quality.freshness_max_age_hours' must be positive")
+    if quality.anomaly_max_relative_change <= 0:
+        raise ConfigError("config: 'quality.anomaly_max_relative_change' must be positive")
     if quality.engine not in QUALITY_ENGINES:
         raise ConfigError(f"config: 'quality.engine' must be one of {', '.join(QUALITY_ENGINES)}")

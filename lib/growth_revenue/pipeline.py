@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import io, quality, tables, transforms
+from growth_revenue import io, metrics, quality, tables, transforms
 from growth_revenue.config import Config
 from growth_revenue.io import Location
 
@@ -75,7 +75,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     computed_at = dt.datetime.now(dt.timezone.utc)
     report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
     try:
-        _log_rule_effects(rule_effects, mart.count())
+        mart_rows = mart.count()
+        _log_rule_effects(rule_effects, mart_rows)
 
         # Audit: nothing is published unless every Error-level constraint holds
         reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
@@ -84,6 +85,13 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         engine = quality.choose_engine(spark, config.quality.engine)
         log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
         results = quality.verify(spark, checks, engine)
+
+        # Anomalies (Warning): this run's metrics against the previous published run's
+        history = _metrics_repository(spark, config, request.output)
+        current = metrics.published_metrics(request.as_of, mart_rows, _total_revenue(report))
+        if history is not None:
+            results += quality.anomaly_results(current, history.previous(request.as_of),
+                                               config.quality.anomaly_max_relative_change)
         for result in results:
             (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
         dq_location = request.output.child(tables.DQ_RESULTS)
@@ -105,6 +113,9 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         _log_written(spark, report_location, f"snapshot {request.as_of}")
         io.append(dq_rows, dq_location)
         _log_written(spark, dq_location)
+        if history is not None:  # only published runs become the baseline the next run is compared with
+            history.save(current)
+            log.info("saved metrics for %s to %s", request.as_of, history.path)
 
         report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
         return RunOutcome(EXIT_OK, run_id, results, report_rows)
@@ -112,6 +123,21 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
         for frame in (mart, profiles, report):
             frame.unpersist()
+
+
+def _metrics_repository(spark: SparkSession, config: Config, output: Location) -> metrics.MetricsRepository | None:
+    path = config.quality.metrics_repository
+    if path is None and output.path is not None:
+        path = f"{output.path.rstrip('/')}/{tables.METRICS_REPOSITORY}"
+    if path is None:
+        log.warning("anomaly checks skipped: outputs are catalog tables and quality.metrics_repository is not set")
+        return None
+    return metrics.MetricsRepository(spark, path)
+
+
+def _total_revenue(report: DataFrame) -> float:
+    total = report.agg(F.sum("revenue")).first()[0]
+    return float(total or 0)
 
 
 def _rule_effect_metrics() -> list[Column]:

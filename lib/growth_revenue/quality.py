@@ -6,6 +6,9 @@ makes pydeequ start a py4j callback server). Two engines verify them and give th
 - `deequ`: PyDeequ's VerificationSuite, used when the Deequ jar is on the classpath;
 - `spark`: the same metrics computed with plain Spark aggregations, used when it is not
   (see README "Quality engines" for why the Deequ jar is opt-in here).
+
+Anomaly checks compare this run's metrics with the previous run's from the metrics repository
+(metrics.py) the way Deequ's RelativeRateOfChangeStrategy does; they are Warning-level.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from growth_revenue import tables
+from growth_revenue.metrics import RunMetrics
 
 
 class Level(str, Enum):
@@ -53,20 +57,36 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class AnomalyRule:
+    """Deequ's RelativeRateOfChangeStrategy on one metric: |current / previous - 1| <= max_change."""
+
+    analyzer: str  # Deequ analyzer of the watched metric: Size, Sum
+    column: str | None
+    says: str
+    max_change: float
+    kind = "relative_change"
+
+    @property
+    def deequ_name(self) -> str:
+        return (f"anomaly({self.analyzer}({self.column or ''}), RelativeRateOfChangeStrategy("
+                f"maxRateDecrease={1 - self.max_change:g}, maxRateIncrease={1 + self.max_change:g}))")
+
+
+@dataclass(frozen=True)
 class Check:
     """Rules verified on one DataFrame at one level, recorded against `dataset`."""
 
     dataset: str
     name: str
     level: Level
-    data: DataFrame
-    rules: tuple[Rule, ...]
+    data: DataFrame | None  # None for checks decided on the driver from stored metrics (anomalies)
+    rules: tuple[Rule | AnomalyRule, ...]
 
 
 @dataclass(frozen=True)
 class Result:
     check: Check
-    rule: Rule
+    rule: Rule | AnomalyRule
     status: str
     metric_value: float | None
     message: str
@@ -146,6 +166,46 @@ def gate_checks(mart_flagged: DataFrame, report: DataFrame, freshness: DataFrame
             (Rule("positive", "segment_count", "at least one active segment in the window"),),
         ),
     ]
+
+
+# What the anomaly checks watch: (analyzer, column, table, in plain words).
+WATCHED_METRICS = (
+    ("Size", None, tables.MART, "mart row count"),
+    ("Sum", "revenue", tables.REPORT, "total 30-day revenue"),
+)
+
+
+def relative_change(previous: float, current: float) -> float:
+    if previous == 0:
+        return 0.0 if current == 0 else float("inf")
+    return current / previous - 1
+
+
+def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change: float) -> list[Result]:
+    """Warning-level: each watched metric may move at most `max_change` (relative) since the previous run.
+
+    `previous` is the newest published run before this as-of date; a first run has nothing to compare.
+    """
+    results = []
+    for analyzer, column, table, what in WATCHED_METRICS:
+        rule = AnomalyRule(analyzer, column, f"{what} changed by at most {max_change:.0%} since the previous run",
+                           max_change)
+        check = Check(table, "anomaly", Level.WARNING, None, (rule,))
+        now = current.get(analyzer, column).value
+        before = previous.get(analyzer, column) if previous is not None else None
+        if before is None:
+            results.append(Result(check, rule, SUCCESS, None, f"{what} {_number(now)}; no earlier run to compare with"))
+            continue
+        change = relative_change(before.value, now)
+        status = SUCCESS if abs(change) <= max_change else FAILURE
+        message = (f"{what} {_number(now)} vs {_number(before.value)} as of {previous.as_of}: "
+                   f"{change:+.1%} (bound ±{max_change:.0%})")
+        results.append(Result(check, rule, status, change, message))
+    return results
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
 
 
 # --- engines -------------------------------------------------------------------------------

@@ -8,3 +8,6 @@ REPORT = "rpt_30day_revenue_by_segment"
 DQ_RESULTS = "dq_check_results"
 
 OUTPUTS = (MART, REPORT, DQ_RESULTS)
+
+# Not a table: the Deequ metrics repository file kept beside the outputs (see metrics.py).
+METRICS_REPOSITORY = "dq_metrics.json"
