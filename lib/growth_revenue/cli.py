@@ -149,5 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     return outcome.exit_code
 
 
+def run() -> None:
+    """The console script: exits with main()'s code.
+
+    A Databricks python_wheel_task calls its entry point and ignores the return value, so a
+    non-zero code must leave as SystemExit for the task to fail.
+    """
+    code = main()
+    if code:
+        sys.exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())
