@@ -22,8 +22,8 @@ from growth_revenue.pipeline import (
     EXIT_USAGE,
     RunRequest,
     format_report,
-    run,
 )
+from growth_revenue.pipeline import run as run_pipeline
 
 log = logging.getLogger("growth_revenue")
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = get_spark(config.spark)
     try:
-        outcome = run(spark, config, request)
+        outcome = run_pipeline(spark, config, request)
     except ContractError as exc:
         log.error("input error: %s", exc)
         return EXIT_INPUT_ERROR
