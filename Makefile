@@ -4,8 +4,11 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 JARS_STAMP  := .ivy/.resolved
+# Airflow lives in its own venv: its pins and pyspark-client clash with the job's pyspark.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: venv jars demo test clean bench
+.PHONY: venv jars airflow-venv package demo test clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -22,11 +25,24 @@ $(JARS_STAMP): $(STAMP) lib/growth_revenue/jars.py
 
 jars: $(JARS_STAMP)
 
+# The Airflow venv the DAG tests run (tests/test_airflow_dag.py calls its python in subprocesses).
+$(AIRFLOW_STAMP): dags/requirements-airflow.txt
+	$(PYTHON_BOOT) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r dags/requirements-airflow.txt
+	touch $@
+
+airflow-venv: $(AIRFLOW_STAMP)
+
+# The job's code as the zip spark-submit ships to executors (build/growth_revenue.zip); run at deploy time.
+package: $(STAMP)
+	$(PY) -m growth_revenue.package
+
 demo: jars
 	$(PY) -m growth_revenue.sample_data --config conf/local.yaml --out data/lakehouse/raw
 	./spark-submit.sh --config conf/local.yaml
 
-test: jars
+test: jars $(AIRFLOW_STAMP)
 	$(PY) -m pytest
 
 clean:
