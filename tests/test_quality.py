@@ -134,3 +134,12 @@ def test_results_frame_has_one_row_per_constraint(spark):
     assert frame.count() == len(results) == 8
     assert {r["constraint"] for r in frame.collect()} >= {"isNonNegative(revenue)", "isUnique(order_id)",
                                                           "isContainedIn(customer_kind, [real])"}
+
+
+def test_results_frame_is_built_in_the_jvm_so_executors_need_no_python(spark):
+    results = list(gate(spark, GOOD_MART).values())
+    frame = quality.results_frame(spark, results, "run-1", AS_OF)
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "Range" in plan and "ExistingRDD" not in plan  # a Python-fed RDD would show as ExistingRDD
+    row = frame.where("constraint = 'isUnique(order_id)'").first()
+    assert (row["run_id"], row["as_of_date"], row["status"], row["metric_value"]) == ("run-1", AS_OF, "Success", 1.0)

@@ -6,7 +6,9 @@ Pure standard library: spark-submit.sh and an Airflow deployment call it without
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -18,10 +20,19 @@ def build_zip(out: str | Path = DEFAULT_OUT) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     source_root = PACKAGE_DIR.parent
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(PACKAGE_DIR.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                zf.write(path, path.relative_to(source_root))
+    # Written beside the target, then swapped in: a launch already running from the old zip
+    # (a parallel backfill, say) never reads a half-written one.
+    handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(PACKAGE_DIR.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zf.write(path, path.relative_to(source_root))
+        os.replace(staging, out)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
     return out
 
 

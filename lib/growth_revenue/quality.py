@@ -354,4 +354,12 @@ def results_frame(spark: SparkSession, results: list[Result], run_id: str, as_of
          r.status, r.message, r.metric_value)
         for r in results
     ]
-    return spark.createDataFrame(rows, RESULTS_SCHEMA)
+    # Literal rows built in the JVM: spark.createDataFrame(list) would make an executor start a
+    # Python worker, so a cluster's workers would need the driver's interpreter for 10 rows.
+    literal_rows = [
+        F.struct(*[F.lit(value).cast(field.dataType).alias(field.name) for value, field in zip(row, RESULTS_SCHEMA.fields)])
+        for row in rows
+    ]
+    if not literal_rows:
+        return spark.createDataFrame([], RESULTS_SCHEMA)
+    return spark.range(1).select(F.inline(F.array(*literal_rows)))
