@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from growth_revenue import jars, launch, sample_data, tables
+from demo import ROOT, small_job_config, write_raw
 
-ROOT = Path(__file__).resolve().parents[1]
+from growth_revenue import jars, launch, tables
+
 DAGS = ROOT / "dags"
 AIRFLOW_VENV = ROOT / ".venv-airflow"
 AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
@@ -282,13 +283,10 @@ def deployment(airflow_python, spark, tmp_path_factory):
     (project / "build").mkdir(parents=True)
     for part in ("lib", "jobs", "conf"):
         (project / part).symlink_to(ROOT / part)
-    sample_data.write_lakehouse(spark, str(root / "raw"), AS_OF, orders=1500, customers=150,
-                                ingested_until=dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc))
-    config = root / "job.yaml"
-    config.write_text(
-        f"tables:\n  raw_orders: {root / 'raw' / tables.RAW_ORDERS}\n"
-        f"  raw_customers: {root / 'raw' / tables.RAW_CUSTOMERS}\n  output_dir: {root / 'out'}\n"
-        f"spark:\n  driver_memory: 1g\n  shuffle_partitions: 2\n  ivy_dir: {ROOT / '.ivy'}\n")
+    raw_orders, raw_customers = write_raw(spark, root, orders=1500, customers=150)
+    # spark.master is not used: the Airflow connection's master wins.
+    config = small_job_config(root / "job.yaml", extra=(
+        f"tables:\n  raw_orders: {raw_orders}\n  raw_customers: {raw_customers}\n  output_dir: {root / 'out'}\n"))
     subprocess.run([str(JOB_PYTHON), "-m", "growth_revenue.package", str(project / "build" / "growth_revenue.zip")],
                    check=True, capture_output=True)
     env = airflow_env(

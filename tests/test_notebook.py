@@ -18,11 +18,12 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from pyspark.sql import functions as F
 
-from growth_revenue import pipeline, sample_data, tables
+from demo import ROOT, small_job_config, write_raw
+
+from growth_revenue import pipeline, tables
 from growth_revenue.io import Location
 from growth_revenue.pipeline import EXIT_OK, RunRequest
 
-ROOT = Path(__file__).resolve().parents[1]
 SPARK_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue.ipynb"
 PANDAS_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue_pandas.ipynb"
 NOTEBOOKS = (SPARK_NOTEBOOK, PANDAS_NOTEBOOK)
@@ -48,8 +49,7 @@ print(json.dumps({{"prefix": sys.prefix, "pyspark_loaded": "pyspark" in sys.modu
 def lakehouse(spark, config, tmp_path_factory):
     """(output dir, run ids): the sample raw tables, published by two runs of the job."""
     root = tmp_path_factory.mktemp("notebook_lakehouse")
-    sample_data.write_lakehouse(spark, str(root / "raw"), LATEST, orders=3000, customers=300,
-                                ingested_until=dt.datetime(2026, 11, 25, 6, tzinfo=UTC))
+    write_raw(spark, root, orders=3000, customers=300, as_of=LATEST)
     run_ids = []
     for as_of, run_time in RUNS:
         request = RunRequest(as_of, run_time, Location(path=str(root / "raw" / tables.RAW_ORDERS)),
@@ -72,9 +72,7 @@ def execute(notebook: Path, workdir: Path, env: dict[str, str], after: dict[str,
         nb.cells.insert(index + 1, new_code_cell(source))
     pickle = workdir / "latest.pkl"
     nb.cells.append(new_code_cell(PROBE.format(pickle=str(pickle))))
-    config = workdir / "notebook.yaml"  # the notebook's own Spark, small: it runs beside the tests' JVM
-    config.write_text("spark:\n  master: local[2]\n  driver_memory: 1g\n  shuffle_partitions: 2\n"
-                      f"  ivy_dir: {ROOT / '.ivy'}\n")
+    config = small_job_config(workdir / "notebook.yaml")  # the notebook's own Spark, beside the tests' JVM
     with pytest.MonkeyPatch.context() as patch:
         for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET"):  # never attach to the tests' JVM
             patch.delenv(name, raising=False)

@@ -1,33 +1,24 @@
 """End to end through ./spark-submit.sh in a subprocess: exit codes and the published tables."""
 
-import datetime as dt
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from demo import AS_OF, ROOT, job_env, small_job_config, write_raw
 
-from growth_revenue import io, sample_data, tables, transforms
+from growth_revenue import io, tables, transforms
 from growth_revenue.io import Location
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-AS_OF = dt.date(2026, 11, 25)
 NIGHTLY = "2026-11-25T07:00:00Z"
 
 
 @pytest.fixture(scope="module")
 def lakehouse(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("lakehouse")
-    sample_data.write_lakehouse(spark, str(root / "raw"), AS_OF, orders=3000, customers=300,
-                                ingested_until=dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc))
-    config = root / "test.yaml"
-    config.write_text("spark:\n  master: local[2]\n  driver_memory: 1g\n  shuffle_partitions: 4\n"
-                      f"  ivy_dir: {ROOT / '.ivy'}\n")
-    return root, config
+    write_raw(spark, root, orders=3000, customers=300)
+    return root, small_job_config(root / "test.yaml", shuffle_partitions=4)
 
 
 def submit(lakehouse, *args):
@@ -36,9 +27,7 @@ def submit(lakehouse, *args):
                "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
                "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS),
                "--output-dir", str(root / "out"), *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_VERSION", "PYSPARK_GATEWAY_PORT")}
-    env["GROWTH_PYTHON"] = sys.executable
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=600)
     # Spark's PythonRunner merges the driver's stderr into its stdout: read both as one log.
     done.log = done.stdout + done.stderr
     return done

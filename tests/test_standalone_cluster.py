@@ -7,8 +7,6 @@ growth_revenue.zip from the driver. The cluster is started once for the module a
 afterwards, also when a test fails (tests/standalone.py).
 """
 
-import datetime as dt
-import os
 import subprocess
 import sys
 import time
@@ -17,14 +15,13 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from demo import AS_OF, ROOT, job_env, small_job_config, write_raw
 
-from growth_revenue import sample_data, tables, transforms
+from growth_revenue import tables, transforms
 from standalone import LOOPBACK, processes_under, standalone_cluster
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-AS_OF = dt.date(2026, 11, 25)
 NIGHTLY = "2026-11-25T07:00:00Z"
 APP_NAME = "growth_revenue_nightly"  # spark.app_name's default
 # Small on purpose: the master, two workers, two executors and the driver share a 2-core machine.
@@ -44,13 +41,9 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lakehouse(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("lakehouse")
-    sample_data.write_lakehouse(spark, str(root / "raw"), AS_OF, orders=1500, customers=150,
-                                ingested_until=dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc))
-    config = root / "cluster.yaml"
+    write_raw(spark, root, orders=1500, customers=150)
     # spark.master stays local[2]: the --master on the command line must win over it.
-    config.write_text("spark:\n  master: local[2]\n  driver_memory: 1g\n  shuffle_partitions: 2\n"
-                      f"  ivy_dir: {ROOT / '.ivy'}\n")
-    return root, config
+    return root, small_job_config(root / "cluster.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +56,7 @@ def cluster_run(cluster, lakehouse):
                "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
                "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS),
                "--output-dir", str(root / "out"), "--as-of", str(AS_OF), "--run-timestamp", NIGHTLY]
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_VERSION", "PYSPARK_GATEWAY_PORT")}
-    env["GROWTH_PYTHON"] = sys.executable
+    env = job_env()
     env["SPARK_LOCAL_IP"] = LOOPBACK  # the driver listens on loopback only, like the daemons
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     # Spark's PythonRunner merges the driver's stderr into its stdout (the job's log and any traceback);

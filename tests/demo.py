@@ -1,0 +1,37 @@
+"""What the out-of-process tests share: a sample raw lakehouse, a small job config, a clean environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from growth_revenue import sample_data, tables
+
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = dt.date(2026, 11, 25)
+# The raw data last landed at 06:00 UTC on AS_OF: a 07:00 run that day sees fresh data.
+LANDED_UNTIL = dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc)
+
+
+def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = AS_OF) -> tuple[Path, Path]:
+    """Seeded sample raw_orders and raw_customers under root/raw; returns their paths."""
+    sample_data.write_lakehouse(spark, str(root / "raw"), as_of, orders=orders, customers=customers,
+                                ingested_until=LANDED_UNTIL)
+    return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
+
+
+def small_job_config(path: Path, shuffle_partitions: int = 2, extra: str = "") -> Path:
+    """A job config sized for a 2-core machine next to other JVMs, on the repo's Ivy cache (offline)."""
+    path.write_text(f"{extra}spark:\n  master: local[2]\n  driver_memory: 1g\n"
+                    f"  shuffle_partitions: {shuffle_partitions}\n  ivy_dir: {ROOT / '.ivy'}\n")
+    return path
+
+
+def job_env() -> dict[str, str]:
+    """This environment for a launched job: the venv's python, and nothing tying it to the tests' JVM."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SPARK_VERSION", "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
+    env["GROWTH_PYTHON"] = sys.executable
+    return env
