@@ -144,6 +144,14 @@ def test_every_executor_fetched_the_shipped_package_and_can_import_the_job_from_
         assert done.stdout.strip() == "True", done.stderr[-2000:]
 
 
+def test_no_executor_needs_python_because_the_job_runs_entirely_in_the_jvm(cluster, cluster_run):
+    assert cluster_run.app is not None, cluster_run.log
+    dirs = [d for ds in executor_dirs(cluster, cluster_run.app["id"]).values() for d in ds]
+    for executor_dir in dirs:
+        # A task that needs Python (a UDF, createDataFrame from driver rows) logs PythonRunner timings.
+        assert "PythonRunner" not in (executor_dir / "stderr").read_text(errors="replace"), executor_dir
+
+
 def test_the_cluster_is_stopped_even_when_start_up_fails(tmp_path):
     with pytest.raises(TimeoutError):
         with standalone_cluster(tmp_path, workers=2, timeout=0):  # gives up before any worker registers
