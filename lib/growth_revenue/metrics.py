@@ -1,8 +1,9 @@
 """Quality history: the metrics of every published run, in a file-system metrics repository.
 
 The file is in Deequ's `FileSystemMetricsRepository` JSON format (a list of analysis results,
-each a `resultKey` {dataSetDate, tags} and an `analyzerContext` {metricMap}), so Deequ's own
-`FileSystemMetricsRepository` and `MetricsRepository.load()` read the history this job writes.
+each a `resultKey` {dataSetDate, tags} and an `analyzerContext` {metricMap}, field names as in
+Deequ's AnalysisResultSerde), so Deequ's own `FileSystemMetricsRepository` can load the history
+this job writes, where the Deequ jar is available.
 Results are keyed by the as-of date (midnight UTC, epoch milliseconds): a rerun of a date
 replaces that date's entry, and a backfill slots in between its neighbours.
 
