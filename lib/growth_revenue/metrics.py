@@ -31,10 +31,6 @@ class Metric:
     column: str | None  # None for dataset-level analyzers (Size)
     value: float
 
-    @property
-    def label(self) -> str:
-        return f"{self.analyzer}({self.column or ''})"
-
 
 @dataclass(frozen=True)
 class RunMetrics:
@@ -47,15 +43,15 @@ class RunMetrics:
         return next((m for m in self.metrics if (m.analyzer, m.column) == (analyzer, column)), None)
 
 
+# The metrics each published run keeps, as Deequ (analyzer, column): Size of mart_orders_enriched,
+# and Sum(revenue) of the as-of snapshot of rpt_30day_revenue_by_segment.
+MART_ROWS = ("Size", None)
+REPORT_REVENUE = ("Sum", "revenue")
+
+
 def published_metrics(as_of: dt.date, mart_rows: int, report_revenue: float) -> RunMetrics:
-    """What the anomaly checks watch: mart row count (Size) and total 30-day revenue (Sum)."""
-    return RunMetrics(
-        as_of,
-        (
-            Metric("Size", None, float(mart_rows)),  # of mart_orders_enriched
-            Metric("Sum", "revenue", float(report_revenue)),  # of the as-of snapshot of the report
-        ),
-    )
+    """What the anomaly checks watch: mart row count and total 30-day revenue."""
+    return RunMetrics(as_of, (Metric(*MART_ROWS, float(mart_rows)), Metric(*REPORT_REVENUE, float(report_revenue))))
 
 
 # --- Deequ's JSON format -------------------------------------------------------------------

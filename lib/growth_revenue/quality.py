@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from growth_revenue import tables
-from growth_revenue.metrics import RunMetrics
+from growth_revenue.metrics import MART_ROWS, REPORT_REVENUE, RunMetrics
 
 
 class Level(str, Enum):
@@ -170,8 +170,8 @@ def gate_checks(mart_flagged: DataFrame, report: DataFrame, freshness: DataFrame
 
 # What the anomaly checks watch: (analyzer, column, table, in plain words).
 WATCHED_METRICS = (
-    ("Size", None, tables.MART, "mart row count"),
-    ("Sum", "revenue", tables.REPORT, "total 30-day revenue"),
+    (*MART_ROWS, tables.MART, "mart row count"),
+    (*REPORT_REVENUE, tables.REPORT, "total 30-day revenue"),
 )
 
 
