@@ -90,14 +90,12 @@ Rerunning (clearing) a date is safe: it replaces only that date's report snapsho
 """
 
 _job_config = load_config(JOB_CONFIG)
-_submit = launch.submit_settings(JOB_CONFIG)
+# A relative Ivy cache is anchored in the checkout, not in whatever directory the worker runs in.
+_submit = launch.submit_settings(JOB_CONFIG, base_dir=PROJECT_DIR)
 
 
 def _spark_conf() -> dict[str, str]:
     conf = dict(_submit.conf)
-    if "spark.jars.ivy" not in _job_config.spark.conf:
-        # A relative Ivy cache would resolve against the worker's working directory: anchor it in the checkout.
-        conf["spark.jars.ivy"] = str(PROJECT_DIR / _job_config.spark.ivy_dir)
     # Spark's own logging at WARN, as under spark-submit.sh (the job's lines stay at INFO).
     conf.setdefault("spark.driver.extraJavaOptions",
                     f"-Dlog4j2.configurationFile=file:{PROJECT_DIR / 'conf' / 'log4j2.properties'}")

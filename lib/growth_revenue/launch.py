@@ -61,7 +61,12 @@ class SubmitSettings:
         return options
 
 
-def submit_settings(config_path: str | None) -> SubmitSettings:
+def submit_settings(config_path: str | None, base_dir: str | Path | None = None) -> SubmitSettings:
+    """The options for one launch; a relative `spark.ivy_dir` is anchored at `base_dir` (default: here).
+
+    A scheduler passes the project checkout as `base_dir`: its workers run spark-submit from a
+    directory of their own.
+    """
     settings = load_config(config_path).spark
     return SubmitSettings(
         name=settings.app_name,
@@ -71,7 +76,7 @@ def submit_settings(config_path: str | None) -> SubmitSettings:
         exclude_packages=jars.EXCLUDED_PACKAGES,
         conf={
             **DELTA_CONF,
-            "spark.jars.ivy": str(Path(settings.ivy_dir).absolute()),
+            "spark.jars.ivy": str(Path(base_dir or Path.cwd()) / settings.ivy_dir),
             "spark.ui.showConsoleProgress": "false",
             **base_conf(settings),
         },
