@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from growth_revenue import sample_data, tables
+from growth_revenue import sample_data, tables, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 25)
@@ -20,6 +20,15 @@ def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = A
     sample_data.write_lakehouse(spark, str(root / "raw"), as_of, orders=orders, customers=customers,
                                 ingested_until=LANDED_UNTIL)
     return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
+
+
+def expected_mart(spark, root: Path, rules):
+    """The mart the rules give on the raw tables under root/raw, computed in process."""
+    orders = spark.read.format("delta").load(str(root / "raw" / tables.RAW_ORDERS))
+    customers = spark.read.format("delta").load(str(root / "raw" / tables.RAW_CUSTOMERS))
+    mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
+                                 rules.unknown_segment, rules.reporting_timezone)
+    return mart.select(*transforms.MART_COLUMNS)
 
 
 def small_job_config(path: Path, shuffle_partitions: int = 2, extra: str = "") -> Path:

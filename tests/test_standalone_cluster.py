@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from demo import AS_OF, ROOT, job_env, small_job_config, write_raw
+from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
 
-from growth_revenue import tables, transforms
+from growth_revenue import tables
 from standalone import LOOPBACK, processes_under, standalone_cluster
 
 pytestmark = pytest.mark.slow
@@ -90,16 +90,9 @@ def test_a_run_submitted_to_the_standalone_master_exits_0_and_publishes_what_the
     assert cluster_run.returncode == 0, cluster_run.log
     assert f"{tables.REPORT} as of {AS_OF}" in cluster_run.stdout
 
-    raw = lakehouse[0] / "raw"
-    orders = spark.read.format("delta").load(str(raw / tables.RAW_ORDERS))
-    customers = spark.read.format("delta").load(str(raw / tables.RAW_CUSTOMERS))
-    rules = config.rules
-    expected = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                     rules.unknown_segment, rules.reporting_timezone)
-    assert_df_equality(read(spark, lakehouse, tables.MART), expected.select(*transforms.MART_COLUMNS),
+    assert_df_equality(read(spark, lakehouse, tables.MART), expected_mart(spark, lakehouse[0], config.rules),
                        ignore_row_order=True, ignore_nullable=True)
     assert read(spark, lakehouse, tables.REPORT).where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
-    # dq_check_results is built from driver-side rows, which PySpark re-serialises in a Python worker on an executor.
     dq = read(spark, lakehouse, tables.DQ_RESULTS)
     assert dq.count() > 0 and dq.where("status = 'Failure' AND level = 'Error'").count() == 0
 
