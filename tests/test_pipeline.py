@@ -83,7 +83,7 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
     assert_df_equality(report, expected_report, ignore_row_order=True, ignore_nullable=True)
 
     dq = table(spark, root, tables.DQ_RESULTS)
-    assert dq.where(f"run_id = '{outcome.run_id}'").count() == 10  # 8 gate constraints + 2 anomaly checks
+    assert dq.where(f"run_id = '{outcome.run_id}'").count() == 12  # 8 gate constraints, 2 quarantine, 2 anomaly checks
     assert dq.where("status = 'Failure'").count() == 0
 
 
@@ -205,7 +205,7 @@ def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_ord
         assert pipeline.run(spark, config, request).exit_code == EXIT_OK  # rerun replaces its snapshot
         assert spark.table(f"growth_test.{tables.MART}").count() == 2
         assert spark.table(f"growth_test.{tables.REPORT}").count() == 2
-        assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 20
+        assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 24
         assert (tmp_path / "metrics" / "dq_metrics.json").is_file()
     finally:
         spark.sql("DROP DATABASE IF EXISTS growth_test CASCADE")

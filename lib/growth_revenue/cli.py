@@ -1,7 +1,8 @@
 """Command line of the nightly job: parse, load config, run, map the outcome to an exit code.
 
 Exit codes: 0 published (warnings allowed), 1 runtime or input error, 2 usage error,
-3 quality gate failed (nothing published).
+3 quality gate failed (nothing published), 4 another run kept changing the outputs (retries
+exhausted; rerun it).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from zoneinfo import ZoneInfo
 
 from growth_revenue.config import Config, ConfigError, load_config
 from growth_revenue.contract import ContractError
-from growth_revenue.io import Location
+from growth_revenue.io import ConflictError, Location
 from growth_revenue.pipeline import (
+    EXIT_CONFLICT,
     EXIT_INPUT_ERROR,
     EXIT_OK,
     EXIT_QUALITY_GATE,
     EXIT_USAGE,
     RunRequest,
     format_report,
+    run_range,
 )
 from growth_revenue.pipeline import run as run_pipeline
 
@@ -37,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="growth-revenue",
         description="Publish mart_orders_enriched and rpt_30day_revenue_by_segment from raw_orders and "
         "raw_customers, unless the quality gate fails.",
-        epilog="Exit codes: 0 published, 1 runtime or input error, 2 usage error, 3 quality gate failed.",
+        epilog="Exit codes: 0 published, 1 runtime or input error, 2 usage error, 3 quality gate failed, "
+        "4 another run kept changing the outputs (retries exhausted).",
     )
     parser.add_argument("--config", help="environment YAML overlaid on the packaged defaults (e.g. conf/local.yaml)")
-    parser.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-N..D-1 "
-                        "(N = rules.report_window_days, default 30). "
-                        "Default: the run timestamp's date in the reporting time zone")
+    dates = parser.add_mutually_exclusive_group()
+    dates.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-N..D-1 "
+                       "(N = rules.report_window_days, default 30). "
+                       "Default: the run timestamp's date in the reporting time zone")
+    dates.add_argument("--as-of-range", nargs=2, metavar=("START", "END"),
+                       help="backfill: one run per as-of date from START to END inclusive; "
+                       "other snapshots are not touched")
     parser.add_argument("--run-timestamp", help="ISO-8601 instant of the run (default: now; no offset means UTC)")
     parser.add_argument("--raw-orders", help="path or catalog.schema.table of raw_orders (default: config)")
     parser.add_argument("--raw-customers", help="path or catalog.schema.table of raw_customers (default: config)")
@@ -74,20 +82,25 @@ def parse_as_of(text: str | None, run_timestamp: dt.datetime, reporting_timezone
     return as_of
 
 
-def build_request(args: argparse.Namespace, config: Config) -> RunRequest:
+def build_requests(args: argparse.Namespace, config: Config) -> list[RunRequest]:
+    """One request, or one per date of --as-of-range."""
     run_timestamp = parse_run_timestamp(args.run_timestamp)
-    as_of = parse_as_of(args.as_of, run_timestamp, config.rules.reporting_timezone)
+    timezone = config.rules.reporting_timezone
+    if args.as_of_range:
+        start, end = (parse_as_of(text, run_timestamp, timezone) for text in args.as_of_range)
+        if start > end:
+            raise UsageError(f"--as-of-range {start} {end}: START is after END")
+        dates = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    else:
+        dates = [parse_as_of(args.as_of, run_timestamp, timezone)]
     output = args.output_dir or config.tables.output_schema or config.tables.output_dir
     try:
-        return RunRequest(
-            as_of=as_of,
-            run_timestamp=run_timestamp,
-            raw_orders=Location.parse(args.raw_orders or config.tables.raw_orders),
-            raw_customers=Location.parse(args.raw_customers or config.tables.raw_customers),
-            output=Location.parse(output),
-        )
+        raw_orders = Location.parse(args.raw_orders or config.tables.raw_orders)
+        raw_customers = Location.parse(args.raw_customers or config.tables.raw_customers)
+        output_location = Location.parse(output)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return [RunRequest(as_of, run_timestamp, raw_orders, raw_customers, output_location) for as_of in dates]
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -118,29 +131,55 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job: parse, start (or join) the Spark session, run, stop the session."""
     configure_logging()
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on a usage error
-    try:
-        config = load_config(args.config)
-        request = build_request(args, config)
-    except (ConfigError, UsageError) as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
+    prepared = prepare(argv)
+    if isinstance(prepared, int):
+        return prepared
+    config, requests = prepared
 
     from growth_revenue.session import get_spark, stop_spark  # imported late: --help needs no JVM
 
     spark = get_spark(config.spark)
     try:
-        outcome = run_pipeline(spark, config, request)
+        return execute(spark, config, requests)
+    finally:
+        stop_spark(spark)
+
+
+def prepare(argv: list[str] | None) -> tuple[Config, list[RunRequest]] | int:
+    """(config, requests), or the usage exit code after logging why."""
+    args = build_parser().parse_args(argv)  # exits 2 on a usage error
+    try:
+        config = load_config(args.config)
+        return config, build_requests(args, config)
+    except (ConfigError, UsageError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+
+
+def main_in_session(spark, argv: list[str]) -> int:
+    """`main` on a session the caller owns and keeps (notebooks, tests); its spark.* keys are not applied."""
+    configure_logging()
+    prepared = prepare(argv)
+    return prepared if isinstance(prepared, int) else execute(spark, *prepared)
+
+
+def execute(spark, config: Config, requests: list[RunRequest]) -> int:
+    """Runs the requests and maps the outcome to an exit code, with one line saying why."""
+    try:
+        if len(requests) > 1:
+            return run_range(spark, config, requests)
+        outcome = run_pipeline(spark, config, requests[0])
     except ContractError as exc:
         log.error("input error: %s", exc)
         return EXIT_INPUT_ERROR
+    except ConflictError as exc:
+        log.error("conflict: %s; every table holds a complete version, rerun to publish this run", exc)
+        return EXIT_CONFLICT
     except Exception:  # noqa: BLE001 - any other failure is a runtime error, with its traceback
         log.exception("run failed")
         return EXIT_INPUT_ERROR
-    finally:
-        stop_spark(spark)
     if outcome.exit_code == EXIT_QUALITY_GATE:
         log.error("run %s: quality gate failed, exit 3", outcome.run_id)
     else:

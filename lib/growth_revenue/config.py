@@ -35,6 +35,13 @@ class Quality:
     engine: str
     anomaly_max_relative_change: float
     metrics_repository: str | None
+    quarantine_max_share: float
+
+
+@dataclass(frozen=True)
+class Publish:
+    conflict_retries: int
+    conflict_backoff_seconds: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class SparkSettings:
 class Config:
     rules: Rules
     quality: Quality
+    publish: Publish
     tables: Tables
     spark: SparkSettings
 
@@ -156,5 +164,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("config: 'quality.freshness_max_age_hours' must be positive")
     if quality.anomaly_max_relative_change <= 0:
         raise ConfigError("config: 'quality.anomaly_max_relative_change' must be positive")
+    if not 0 <= quality.quarantine_max_share <= 1:
+        raise ConfigError("config: 'quality.quarantine_max_share' must be between 0 and 1")
+    if config.publish.conflict_retries < 0 or config.publish.conflict_backoff_seconds < 0:
+        raise ConfigError("config: 'publish.conflict_retries' and 'publish.conflict_backoff_seconds' "
+                          "must not be negative")
     if quality.engine not in QUALITY_ENGINES:
         raise ConfigError(f"config: 'quality.engine' must be one of {', '.join(QUALITY_ENGINES)}")

@@ -7,17 +7,26 @@ pasted into SQL as they came.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from delta import exceptions as delta_exceptions
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from growth_revenue.contract import ContractError, conform
 
+log = logging.getLogger("growth_revenue")
+
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _TABLE_NAME = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER}){{0,2}}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_USERINFO = re.compile(r"://[^/@:]*:[^/@]*@")  # user:secret@ (abfss://container@account is fine)
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,13 @@ class Location:
     @staticmethod
     def parse(text: str) -> "Location":
         text = text.strip()
+        if _CONTROL.search(text):
+            raise ValueError(f"a table path or name must not contain control characters: {text!r}")
         if "/" in text or ":" in text or text.startswith("."):
+            if _USERINFO.search(text):
+                # A key in the URI would end up in logs and Spark's plans: credentials come from the
+                # environment or the platform instead (README "Credentials").
+                raise ValueError(f"a table path must not carry credentials: {_USERINFO.sub('://***@', text)}")
             return Location(path=text)
         if not _TABLE_NAME.match(text):
             raise ValueError(f"not a table path or catalog.schema.table name: {text!r}")
@@ -119,22 +134,87 @@ def _save(writer, location: Location) -> None:
         writer.save(location.path)
 
 
-def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = ()) -> None:
+def _writer(df: DataFrame, mode: str, run_id: str | None):
+    writer = df.write.format("delta").mode(mode)
+    # The run id in the commit's userMetadata: `DESCRIBE HISTORY` says which run wrote each version.
+    return writer.option("userMetadata", run_id) if run_id else writer
+
+
+def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = (), run_id: str | None = None) -> None:
     """Replace the whole table in one Delta commit (readers see old or new, never half)."""
     if partition_by:
         # One task per partition value: a few files per date instead of one per date per task.
         df = df.repartition(*partition_by)
-    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    writer = _writer(df, "overwrite", run_id).option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     _save(writer, location)
 
 
-def replace_where(df: DataFrame, location: Location, predicate: str) -> None:
-    """Atomically replace the rows matching `predicate` (built by the caller from typed values)."""
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+def replace_where(df: DataFrame, location: Location, predicate: str, run_id: str | None = None) -> None:
+    """Atomically replace the rows matching `predicate` (built by the caller from typed values).
+
+    New columns are merged into the table's schema, so a column added by a new release (such as
+    the report's mart_version) does not break a table written by an older one.
+    """
+    writer = _writer(df, "overwrite", run_id).option("replaceWhere", predicate).option("mergeSchema", "true")
     _save(writer, location)
 
 
-def append(df: DataFrame, location: Location) -> None:
-    _save(df.write.format("delta").mode("append"), location)
+def append(df: DataFrame, location: Location, run_id: str | None = None) -> None:
+    _save(_writer(df, "append", run_id), location)
+
+
+def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple[int, int | None]:
+    """(version, rows written) of the newest commit by run `run_id`: another run may have committed since.
+
+    Delta commits nothing when an empty table is overwritten with no rows; the current version
+    then holds what the run wrote.
+    """
+    row = (delta_table(spark, location).history(100).where(F.col("userMetadata") == run_id)
+           .orderBy(F.desc("version")).select("version", "operationMetrics").first())
+    if row is None:
+        return version_of(spark, location), 0
+    written = (row["operationMetrics"] or {}).get("numOutputRows")
+    return row["version"], int(written) if written is not None else None
+
+
+# --- conflicts between runs ----------------------------------------------------------------
+
+# Delta's optimistic concurrency: another writer committed to the table between this run's
+# read of it and its commit. Redoing the whole write against the new version is safe: each of
+# our writes replaces a well-defined part of the table (all of it, or one as-of snapshot).
+CONFLICTS = (
+    delta_exceptions.ConcurrentAppendException,
+    delta_exceptions.ConcurrentDeleteReadException,
+    delta_exceptions.ConcurrentDeleteDeleteException,
+    delta_exceptions.ConcurrentTransactionException,
+    delta_exceptions.ConcurrentWriteException,
+    delta_exceptions.MetadataChangedException,
+    delta_exceptions.ProtocolChangedException,
+    delta_exceptions.DeltaConcurrentModificationException,
+)
+
+
+class ConflictError(RuntimeError):
+    """Another run kept changing the table: the write was retried and gave up."""
+
+
+def with_conflict_retries(write: Callable[[], None], location: Location, retries: int, backoff_seconds: float,
+                          sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run `write`, redoing it when another writer committed first; returns how many retries it took."""
+    for attempt in range(retries + 1):
+        try:
+            write()
+            return attempt
+        except CONFLICTS as exc:
+            if attempt == retries:
+                raise ConflictError(
+                    f"{location}: another run changed the table while this one wrote it; "
+                    f"retried {retries} time(s), giving up ({_first_line(exc)})"
+                ) from exc
+            wait = backoff_seconds * 2**attempt
+            log.warning("%s: another run committed first (%s); retry %d of %d in %.1fs",
+                        location, type(exc).__name__, attempt + 1, retries, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")

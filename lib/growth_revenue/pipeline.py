@@ -21,7 +21,7 @@ from growth_revenue.io import Location
 
 log = logging.getLogger("growth_revenue")
 
-EXIT_OK, EXIT_INPUT_ERROR, EXIT_USAGE, EXIT_QUALITY_GATE = 0, 1, 2, 3
+EXIT_OK, EXIT_INPUT_ERROR, EXIT_USAGE, EXIT_QUALITY_GATE, EXIT_CONFLICT = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,11 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
     try:
         mart_rows = mart.count()
-        _log_rule_effects(rule_effects, mart_rows)
+        quarantined = _log_rule_effects(rule_effects, mart_rows)
+        # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders.
+        quarantine = transforms.quarantined_orders(classified)
+        quarantine = transforms.with_run_columns(quarantine if sum(quarantined.values()) else quarantine.limit(0),
+                                                 request.as_of, run_id)
 
         # Audit: nothing is published unless every Error-level constraint holds
         reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
@@ -85,6 +89,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         engine = quality.choose_engine(spark, config.quality.engine)
         log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
         results = quality.verify(spark, checks, engine)
+        results += quality.quarantine_results(quarantined, mart_rows, config.quality.quarantine_max_share)
 
         # Anomalies (Warning): this run's metrics against the previous published run's
         history = _metrics_repository(spark, config, request.output)
@@ -94,25 +99,23 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
                                                config.quality.anomaly_max_relative_change)
         for result in results:
             (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
-        dq_location = request.output.child(tables.DQ_RESULTS)
         dq_rows = quality.results_frame(spark, results, run_id, request.as_of)  # recorded pass or fail
 
+        publisher = _Publisher(spark, config, request.output, run_id)
         failed = sum(r.blocks_publishing for r in results)
         if failed:
-            io.append(dq_rows, dq_location)
-            log.error("quality gate failed (%d Error constraint(s)): nothing published; %s and %s left as they were",
-                      failed, tables.MART, tables.REPORT)
+            publisher.append(dq_rows, tables.DQ_RESULTS)
+            log.error("quality gate failed (%d Error constraint(s)): nothing published; %s, %s and %s left as "
+                      "they were", failed, tables.MART, tables.QUARANTINE, tables.REPORT)
             return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
 
-        # Publish: each write is one atomic Delta commit
-        mart_location = request.output.child(tables.MART)
-        io.overwrite(mart, mart_location, partition_by=("order_date",))
-        _log_written(spark, mart_location)
-        report_location = request.output.child(tables.REPORT)
-        io.replace_where(report, report_location, f"as_of_date = DATE'{request.as_of.isoformat()}'")
-        _log_written(spark, report_location, f"snapshot {request.as_of}")
-        io.append(dq_rows, dq_location)
-        _log_written(spark, dq_location)
+        # Publish: each write is one atomic Delta commit. The order matters for a crash between
+        # two of them: the report names the mart version it was computed from, and every write
+        # replaces what it writes, so a rerun converges (README "What happens when...").
+        mart_version = publisher.overwrite(mart, tables.MART, partition_by=("order_date",))
+        publisher.overwrite(quarantine, tables.QUARANTINE)
+        publisher.replace_snapshot(transforms.with_mart_version(report, mart_version), tables.REPORT, request.as_of)
+        publisher.append(dq_rows, tables.DQ_RESULTS)
         if history is not None:  # only published runs become the baseline the next run is compared with
             history.save(current)
             log.info("saved metrics for %s to %s", request.as_of, history.path)
@@ -123,6 +126,49 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
         for frame in (mart, profiles, report):
             frame.unpersist()
+
+
+def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> int:
+    """A backfill: one run per as-of date, oldest first; each date's snapshot is replaced, no other.
+
+    A date whose gate fails is recorded and the next date still runs; an input error stops the
+    range (it would fail every date). Returns the most serious exit code.
+    """
+    outcomes: dict[dt.date, int] = {}
+    for request in requests:
+        outcomes[request.as_of] = run(spark, config, request).exit_code
+    failed = [str(day) for day, code in outcomes.items() if code != EXIT_OK]
+    log.info("backfill %s..%s: %d published, %d quality gate failed%s", requests[0].as_of, requests[-1].as_of,
+             len(outcomes) - len(failed), len(failed), f" ({', '.join(failed)})" if failed else "")
+    return EXIT_QUALITY_GATE if failed else EXIT_OK
+
+
+class _Publisher:
+    """Writes one run's outputs: each write tagged with the run id and retried on a Delta conflict."""
+
+    def __init__(self, spark: SparkSession, config: Config, output: Location, run_id: str):
+        self._spark, self._output, self._run_id = spark, output, run_id
+        self._retries, self._backoff = config.publish.conflict_retries, config.publish.conflict_backoff_seconds
+
+    def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = ()) -> int:
+        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, self._run_id))
+
+    def replace_snapshot(self, df: DataFrame, table: str, as_of: dt.date) -> int:
+        predicate = f"as_of_date = DATE'{as_of.isoformat()}'"  # from a date object, never from text
+        return self._write(table, f"snapshot {as_of}",
+                           lambda location: io.replace_where(df, location, predicate, self._run_id))
+
+    def append(self, df: DataFrame, table: str) -> int:
+        return self._write(table, "", lambda location: io.append(df, location, self._run_id))
+
+    def _write(self, table: str, detail: str, write) -> int:
+        location = self._output.child(table)
+        log.info("publishing %s to %s", table, location)
+        retries = io.with_conflict_retries(lambda: write(location), location, self._retries, self._backoff)
+        version, rows = io.commit_of_run(self._spark, location, self._run_id)
+        log.info("wrote %s: Delta version %d, %s rows written%s%s", location, version, rows,
+                 f", {detail}" if detail else "", f", after {retries} retried conflict(s)" if retries else "")
+        return version
 
 
 def _metrics_repository(spark: SparkSession, config: Config, output: Location) -> metrics.MetricsRepository | None:
@@ -142,16 +188,21 @@ def _total_revenue(report: DataFrame) -> float:
 
 def _rule_effect_metrics() -> list[Column]:
     revenue = F.col("is_revenue")
+    counted = revenue & ~F.col("is_test_customer")
+    published = F.col("quarantine_reason").isNull()
     return [
         F.sum("versions").alias("raw_rows"),
         F.count(F.lit(1)).alias("orders"),
         F.count(F.when(~revenue, 1)).alias("not_revenue"),
         F.count(F.when(revenue & F.col("is_test_customer"), 1)).alias("test_user"),
-        F.count(F.when(revenue & ~F.col("is_test_customer") & ~F.col("has_customer"), 1)).alias("orphans"),
+        F.count(F.when(counted & published & ~F.col("has_customer"), 1)).alias("orphans"),
+        *[F.count(F.when(counted & (F.col("quarantine_reason") == reason), 1)).alias(reason)
+          for reason in transforms.QUARANTINE_REASONS],
     ]
 
 
-def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> None:
+def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> dict[str, int]:
+    """Logs what each rule removed; returns the quarantined revenue orders by reason."""
     counts = rule_effects.get  # filled in by the action that materialised the mart
     raw_rows, orders = counts["raw_rows"] or 0, counts["orders"]
     log.info("rule 1 latest version: %d raw order rows -> %d orders (%d superseded versions removed)",
@@ -161,12 +212,11 @@ def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> None:
     log.info("rule 3 test users: %d revenue orders removed", counts["test_user"])
     log.info("rule 4 segment: %d revenue orders kept as 'unknown' segment (no customer row or null customer_id)",
              counts["orphans"])
+    quarantined = {reason: counts[reason] for reason in transforms.QUARANTINE_REASONS}
+    log.info("quarantine: %d revenue orders kept out of the mart (%s)", sum(quarantined.values()),
+             ", ".join(f"{reason} {count}" for reason, count in quarantined.items()))
     log.info("mart rows staged: %d", mart_rows)
-
-
-def _log_written(spark: SparkSession, location: Location, detail: str = "") -> None:
-    version, rows = io.last_commit(spark, location)
-    log.info("wrote %s: Delta version %d, %s rows written%s", location, version, rows, f", {detail}" if detail else "")
+    return quarantined
 
 
 def format_report(rows: list[dict]) -> str:

@@ -73,6 +73,22 @@ class AnomalyRule:
 
 
 @dataclass(frozen=True)
+class QuarantineRule:
+    """How many revenue orders went to quarantine_orders: none (Warning), at most a share (Error)."""
+
+    says: str
+    max_share: float | None  # None: any quarantined order breaks the rule
+    column = None
+    kind = "quarantine"
+
+    @property
+    def deequ_name(self) -> str:
+        if self.max_share is None:
+            return f"hasSize({tables.QUARANTINE}, _ == 0)"
+        return f"ratio(Size({tables.QUARANTINE}), Size(revenue orders)) <= {self.max_share:g}"
+
+
+@dataclass(frozen=True)
 class Check:
     """Rules verified on one DataFrame at one level, recorded against `dataset`."""
 
@@ -80,13 +96,13 @@ class Check:
     name: str
     level: Level
     data: DataFrame | None  # None for checks decided on the driver from stored metrics (anomalies)
-    rules: tuple[Rule | AnomalyRule, ...]
+    rules: tuple[Rule | AnomalyRule | QuarantineRule, ...]
 
 
 @dataclass(frozen=True)
 class Result:
     check: Check
-    rule: Rule | AnomalyRule
+    rule: Rule | AnomalyRule | QuarantineRule
     status: str
     metric_value: float | None
     message: str
@@ -202,6 +218,28 @@ def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change
                    f"{change:+.1%} (bound ±{max_change:.0%})")
         results.append(Result(check, rule, status, change, message))
     return results
+
+
+def quarantine_results(reasons: dict[str, int], published: int, max_share: float) -> list[Result]:
+    """Any quarantined revenue order is a Warning; more than `max_share` of them is an Error.
+
+    `reasons` counts the quarantined orders by reason, `published` the orders that reached the mart.
+    """
+    quarantined = sum(reasons.values())
+    share = quarantined / (quarantined + published) if quarantined else 0.0
+    detail = ", ".join(f"{count:,} {reason}" for reason, count in sorted(reasons.items()) if count)
+    said = (f"{quarantined:,} of {quarantined + published:,} revenue orders quarantined ({share:.2%})"
+            + (f": {detail}" if detail else ""))
+    checks = (
+        (Level.WARNING, QuarantineRule("no revenue order is quarantined", None), quarantined == 0, float(quarantined)),
+        (Level.ERROR, QuarantineRule(f"at most {max_share * 100:g}% of revenue orders are quarantined", max_share),
+         share <= max_share, share),
+    )
+    return [
+        Result(Check(tables.QUARANTINE, "quarantine", level, None, (rule,)), rule, SUCCESS if ok else FAILURE,
+               metric, said)
+        for level, rule, ok, metric in checks
+    ]
 
 
 def _number(value: float) -> str:

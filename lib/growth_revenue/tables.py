@@ -6,8 +6,9 @@ RAW_CUSTOMERS = "raw_customers"
 MART = "mart_orders_enriched"
 REPORT = "rpt_30day_revenue_by_segment"
 DQ_RESULTS = "dq_check_results"
+QUARANTINE = "quarantine_orders"
 
-OUTPUTS = (MART, REPORT, DQ_RESULTS)
+OUTPUTS = (MART, REPORT, QUARANTINE, DQ_RESULTS)
 
 # Not a table: the Deequ metrics repository file kept beside the outputs (see metrics.py).
 METRICS_REPOSITORY = "dq_metrics.json"

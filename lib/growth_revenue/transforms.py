@@ -116,6 +116,22 @@ def order_date_in(order_ts: Column, reporting_timezone: str) -> Column:
 # --- The mart -------------------------------------------------------------------------------
 
 
+# Why an order cannot be published, checked in this order (README "Quarantine").
+MISSING_ORDER_ID, MISSING_ORDER_TS, MISSING_AMOUNT = "missing_order_id", "missing_order_ts", "missing_amount"
+QUARANTINE_REASONS = (MISSING_ORDER_ID, MISSING_ORDER_TS, MISSING_AMOUNT)
+
+QUARANTINE_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "status",
+    "amount",
+    "updated_at",
+    "_ingested_at",
+    "quarantine_reason",
+)
+
+
 def classify_orders(
     raw_orders: DataFrame,
     profiles: DataFrame,
@@ -124,28 +140,46 @@ def classify_orders(
 ) -> DataFrame:
     """Every order's latest version with the facts the rules decide on.
 
-    Adds customer_segment, is_revenue, is_test_customer, has_customer and versions (how many raw
-    rows the order had), so the run can report what each rule removed from one cached frame.
+    Adds customer_segment, is_revenue, is_test_customer, has_customer, versions (how many raw
+    rows the order had) and quarantine_reason, so the run can report what each rule removed
+    from one cached frame. A raw row without an order_id cannot be deduplicated: it is kept as
+    its own row, so that it can be quarantined rather than silently dropped.
     """
     # Same partitioning as latest_orders' window, so counting versions costs no extra shuffle.
     per_order = Window.partitionBy("order_id")
-    counted = raw_orders.where(F.col("order_id").isNotNull()).withColumn(
+    identified = raw_orders.where(F.col("order_id").isNotNull()).withColumn(
         "versions", F.count(F.lit(1)).over(per_order)
     )
-    latest = latest_orders(counted)
+    unidentified = raw_orders.where(F.col("order_id").isNull()).withColumn("versions", F.lit(1).cast("long"))
+    latest = latest_orders(identified).unionByName(unidentified)
     joined = latest.join(profiles.withColumn("has_customer", F.lit(True)), "customer_id", "left")
+    is_revenue = is_revenue_status(F.col("status"), revenue_statuses)
     return joined.select(
         *latest.columns,
         F.coalesce(F.col("customer_segment"), F.lit(unknown_segment)).alias("customer_segment"),
-        is_revenue_status(F.col("status"), revenue_statuses).alias("is_revenue"),
+        is_revenue.alias("is_revenue"),
         F.coalesce(F.col("is_test_customer"), F.lit(False)).alias("is_test_customer"),
         F.coalesce(F.col("has_customer"), F.lit(False)).alias("has_customer"),
+        quarantine_reason(is_revenue).alias("quarantine_reason"),
     )
 
 
+def quarantine_reason(is_revenue: Column) -> Column:
+    """Why a row cannot become a mart row, or null: no order_id, no order_ts, or revenue with no amount."""
+    return (
+        F.when(F.col("order_id").isNull(), F.lit(MISSING_ORDER_ID))
+        .when(F.col("order_ts").isNull(), F.lit(MISSING_ORDER_TS))
+        .when(is_revenue & F.col("amount").isNull(), F.lit(MISSING_AMOUNT))
+    )
+
+
+def _counts_as_revenue() -> Column:
+    return F.col("is_revenue") & ~F.col("is_test_customer")
+
+
 def mart_orders(classified: DataFrame, reporting_timezone: str) -> DataFrame:
-    """Revenue orders of real customers, with only the columns downstream needs."""
-    return classified.where(F.col("is_revenue") & ~F.col("is_test_customer")).select(
+    """Revenue orders of real customers that can be published, with only the columns downstream needs."""
+    return classified.where(_counts_as_revenue() & F.col("quarantine_reason").isNull()).select(
         "order_id",
         "customer_id",
         "customer_segment",
@@ -155,6 +189,17 @@ def mart_orders(classified: DataFrame, reporting_timezone: str) -> DataFrame:
         F.col("amount").alias("revenue"),
         "updated_at",
         "_ingested_at",
+    )
+
+
+def quarantined_orders(classified: DataFrame) -> DataFrame:
+    """Revenue orders of real customers that cannot be published, as they arrived, with the reason.
+
+    Only rows that would have counted are quarantined: a cancelled order or a test user's order
+    without an amount is not missing from any number.
+    """
+    return classified.where(_counts_as_revenue() & F.col("quarantine_reason").isNotNull()).select(
+        *QUARANTINE_COLUMNS
     )
 
 
@@ -170,6 +215,18 @@ def build_mart(
     profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
     classified = classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment)
     return mart_orders(classified, reporting_timezone)
+
+
+def build_quarantine(
+    raw_orders: DataFrame,
+    raw_customers: DataFrame,
+    revenue_statuses: Iterable[str],
+    test_email_domains: Iterable[str],
+    unknown_segment: str,
+) -> DataFrame:
+    """The rows of quarantine_orders (without the run columns) for these raw tables."""
+    profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
+    return quarantined_orders(classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment))
 
 
 # --- Rule 6: the 30-day report --------------------------------------------------------------
@@ -205,6 +262,16 @@ def revenue_by_segment(
             F.lit(run_id).alias("run_id"),
         )
     )
+
+
+def with_run_columns(quarantine: DataFrame, as_of: dt.date, run_id: str) -> DataFrame:
+    """quarantine_orders rows: the quarantined orders and the run that set them aside."""
+    return quarantine.select(*QUARANTINE_COLUMNS, F.lit(as_of).alias("as_of_date"), F.lit(run_id).alias("run_id"))
+
+
+def with_mart_version(report: DataFrame, mart_version: int) -> DataFrame:
+    """The report rows naming the mart_orders_enriched version they were computed from."""
+    return report.withColumn("mart_version", F.lit(mart_version).cast(T.LongType()))
 
 
 def with_test_customer_flag(mart: DataFrame, profiles: DataFrame) -> DataFrame:
