@@ -374,3 +374,60 @@ def test_rule6_report_sums_revenue_counts_orders_and_distinct_non_null_customers
     assert_equal(report, expected)
     assert dict(report.dtypes)["revenue"] == "decimal(38,2)"
     assert report.schema["revenue"].dataType == transforms.REPORT_REVENUE_TYPE
+
+
+# --- Quarantine: revenue orders that cannot be published ------------------------------------
+
+
+def without(row, field):
+    """A raw_orders row with one field nulled (order_id, order_ts or amount)."""
+    index = {"order_id": 0, "order_ts": 2, "amount": 4}[field]
+    return (*row[:index], None, *row[index + 1:])
+
+
+def quarantine_of(make_orders, make_customers, orders, customers):
+    return transforms.build_quarantine(make_orders(orders), make_customers(customers), REVENUE_STATUSES,
+                                       TEST_EMAIL_DOMAINS, UNKNOWN)
+
+
+def test_quarantine_takes_revenue_orders_without_order_id_order_ts_or_amount_out_of_the_mart(
+        spark, make_orders, make_customers):
+    orders = [
+        order("O1", "C1"),
+        without(order("O2", "C1", amount="20.00"), "order_id"),
+        without(order("O3", "C1", amount="30.00"), "order_ts"),
+        without(order("O4", "C1"), "amount"),
+    ]
+    customers = [customer("C1", email="a@shop.io")]
+    assert [r["order_id"] for r in build_mart(make_orders, make_customers, orders, customers).collect()] == ["O1"]
+    quarantine = quarantine_of(make_orders, make_customers, orders, customers)
+    assert quarantine.columns == list(transforms.QUARANTINE_COLUMNS)
+    assert sorted(((r["order_id"], r["amount"], r["quarantine_reason"]) for r in quarantine.collect()), key=str) == [
+        ("O3", Decimal("30.00"), "missing_order_ts"),
+        ("O4", None, "missing_amount"),
+        (None, Decimal("20.00"), "missing_order_id"),
+    ]
+
+
+def test_quarantine_ignores_orders_that_would_not_count_anyway(spark, make_orders, make_customers):
+    orders = [
+        without(order("O1", "C1", status="cancelled"), "amount"),  # not revenue
+        without(order("O2", "T1"), "amount"),  # a test user's
+        without(order("O3", "C1", status="pending"), "order_id"),
+    ]
+    customers = [customer("C1", email="a@shop.io"), customer("T1", email="qa@example.com")]
+    assert quarantine_of(make_orders, make_customers, orders, customers).count() == 0
+
+
+def test_quarantine_judges_an_order_by_its_latest_version(spark, make_orders, make_customers):
+    orders = [
+        without(order("O1", "C1", updated_at="2026-11-20 12:00:00"), "amount"),
+        order("O1", "C1", amount="15.00", updated_at="2026-11-21 12:00:00"),  # the amount arrived later
+        order("O2", "C1", amount="15.00", updated_at="2026-11-20 12:00:00"),
+        without(order("O2", "C1", updated_at="2026-11-21 12:00:00"), "amount"),  # and here it got lost
+    ]
+    customers = [customer("C1", email="a@shop.io")]
+    assert [r["order_id"] for r in build_mart(make_orders, make_customers, orders, customers).collect()] == ["O1"]
+    assert [(r["order_id"], r["quarantine_reason"])
+            for r in quarantine_of(make_orders, make_customers, orders, customers).collect()] == [
+        ("O2", "missing_amount")]

@@ -122,9 +122,14 @@ class Result:
 def freshness_summary(
     raw_orders: DataFrame, reference_time: dt.datetime, max_age_hours: float
 ) -> DataFrame:
-    """One row: the newest raw _ingested_at, its age at `reference_time` and the margin left."""
+    """One row: the newest raw _ingested_at, its age at `reference_time` and the margin left.
+
+    Only rows that had landed by the reference time count: a backfill of a past date is judged
+    on what had arrived by the end of that date, not on what landed since.
+    """
     reference = F.lit(reference_time).cast(T.TimestampType())
-    newest = raw_orders.agg(F.max("_ingested_at").alias("newest_ingested_at"))
+    landed = raw_orders.where(F.col("_ingested_at") <= reference)
+    newest = landed.agg(F.max("_ingested_at").alias("newest_ingested_at"))
     age_hours = (F.unix_micros(reference) - F.unix_micros(F.col("newest_ingested_at"))) / 3.6e9
     return newest.select(
         "newest_ingested_at",
