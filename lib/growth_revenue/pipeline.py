@@ -98,7 +98,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
             results += quality.anomaly_results(current, history.previous(request.as_of),
                                                config.quality.anomaly_max_relative_change)
         for result in results:
-            (log.error if result.blocks_publishing else log.info)("check %s", result.plain())
+            level = log.error if result.blocks_publishing else log.warning if result.status == quality.FAILURE else log.info
+            level("check %s", result.plain())
         dq_rows = quality.results_frame(spark, results, run_id, request.as_of)  # recorded pass or fail
 
         publisher = _Publisher(spark, config, request.output, run_id)
