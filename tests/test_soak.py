@@ -134,6 +134,7 @@ def expected_report(spark, root, rules, as_of, run_at):
 
 
 @pytest.mark.slow
+@pytest.mark.resilience
 def test_thirty_nightly_runs_with_bad_days_end_equal_to_a_clean_recompute(spark, config, tmp_path):
     lakehouse, out = Lakehouse(spark, tmp_path), tmp_path / "out"
     exits = {}
