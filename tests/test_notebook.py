@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from demo import ROOT, small_job_config, write_raw
 
-from growth_revenue import pipeline, tables
+from growth_revenue import io, pipeline, tables
 from growth_revenue.io import Location
 from growth_revenue.pipeline import EXIT_OK, RunRequest
 
@@ -222,6 +222,18 @@ def test_the_spark_notebook_shows_the_quality_results_of_the_last_run_only(spark
     checks = spark.read.format("delta").load(str(out / tables.DQ_RESULTS)).where(F.col("run_id") == run_ids[-1])
     html = [o for o in shown.outputs if "text/html" in o.get("data", {})][-1]["data"]["text/html"]
     assert html.count("<tr>") == checks.count()  # one body row per check of that run, none of the first run
+
+
+@pytest.mark.slow
+def test_the_spark_notebook_shows_the_quarantine_and_whether_the_report_is_in_line_with_the_mart(
+        spark, lakehouse, spark_notebook):
+    cells, _, _, _ = spark_notebook
+    out, _ = lakehouse
+    shown = shown_text(cells["quarantine"])
+    quarantined = spark.read.format("delta").load(str(out / tables.QUARANTINE)).count()
+    assert f"{tables.QUARANTINE}: {quarantined:,} revenue orders kept out of the mart" in shown
+    mart_version = io.version_of(spark, Location(path=str(out / tables.MART)))
+    assert f"built from {tables.MART} version {mart_version}, the current one" in shown
 
 
 @pytest.mark.slow
