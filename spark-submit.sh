@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Launch the nightly revenue job with spark-submit.
 #
-#   ./spark-submit.sh [--config conf/local.yaml] [--as-of YYYY-MM-DD] [--run-timestamp ISO-8601]
+#   ./spark-submit.sh [--config conf/local.yaml] [--as-of YYYY-MM-DD | --as-of-range START END]
+#                     [--run-timestamp ISO-8601]
 #                     [--raw-orders PATH_OR_TABLE] [--raw-customers PATH_OR_TABLE] [--output-dir DIR]
 #                     [--master URL] [any other spark-submit option ...]
 #
 # Job options go to the job; everything else (--master, --conf k=v, --executor-memory 4g, ...)
 # goes to spark-submit, after the defaults derived from the config, so it wins.
-# Exit codes: 0 published, 1 runtime/input error, 2 usage error, 3 quality gate failed.
+# Exit codes: 0 published, 1 runtime/input error, 2 usage error, 3 quality gate failed,
+# 4 another run kept changing the outputs (retries exhausted).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +30,9 @@ while [[ $# -gt 0 ]]; do
     --as-of|--run-timestamp|--raw-orders|--raw-customers|--output-dir)
       [[ $# -ge 2 ]] || { echo "spark-submit.sh: $1 needs a value" >&2; exit 2; }
       job_args+=("$1" "$2"); shift 2 ;;
+    --as-of-range)
+      [[ $# -ge 3 ]] || { echo "spark-submit.sh: --as-of-range needs START and END" >&2; exit 2; }
+      job_args+=("$1" "$2" "$3"); shift 3 ;;
     --config=*|--as-of=*|--run-timestamp=*|--raw-orders=*|--raw-customers=*|--output-dir=*)
       [[ "$1" == --config=* ]] && config="${1#--config=}"
       job_args+=("$1"); shift ;;
