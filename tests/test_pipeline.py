@@ -95,8 +95,11 @@ def test_the_mart_is_partitioned_by_order_date(spark, config, lakehouse):
 
 
 def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, config, lakehouse):
-    _, root = lakehouse
-    run_job(spark, config, root, as_of=dt.date(2026, 11, 24))
+    write_raw, root = lakehouse
+    # Something landed on 11-24 too, so that day's snapshot passes the freshness rule.
+    write_raw(orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00",
+                                     ingested_at="2026-11-24 06:00:00")])
+    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 24)).exit_code == EXIT_OK
     first = run_job(spark, config, root)
     second = run_job(spark, config, root)
     report = table(spark, root, tables.REPORT)

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import re
+import time
 import uuid
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from growth_revenue import tables
+
+log = logging.getLogger("growth_revenue")
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,22 @@ def from_deequ_json(text: str, source: str) -> list[RunMetrics]:
 
 
 class MetricsRepository:
-    """A Deequ-compatible file-system metrics repository at `path` (a JSON file)."""
+    """A Deequ-compatible file-system metrics repository at `path` (a JSON file).
+
+    `save` writes the new content to a staging file beside it (`<path>.<32 hex>.tmp`), deletes
+    the old file and renames the staging file into place (deleting first because a Hadoop rename
+    onto an existing file fails on HDFS and object stores). A crash between the delete and the
+    rename leaves no file but a complete staging file: `load` then recovers from the newest staging
+    file that parses and moves it into place. A staging file cut short by a crash mid-write does
+    not parse and is ignored; a later `save` removes the leftovers once they are stale.
+
+    One writer at a time is assumed: two runs saving at the same moment (an overlapping retry)
+    keep a complete file, but one of their two updates can be lost.
+    """
+
+    _SAVE_ATTEMPTS = 3
+    # A staging file younger than this may be another run's save in progress: it is left alone.
+    _STALE_AFTER_SECONDS = 60
 
     def __init__(self, spark: SparkSession, path: str):
         self.path = path
@@ -118,16 +138,13 @@ class MetricsRepository:
         self._jvm = jvm
         self._file = jvm.org.apache.hadoop.fs.Path(path)
         self._fs = self._file.getFileSystem(spark._jsc.hadoopConfiguration())
+        self._staging_name = re.compile(rf"{re.escape(self._file.getName())}\.[0-9a-f]{{32}}\.tmp")
 
     def load(self) -> list[RunMetrics]:
-        if not self._fs.exists(self._file):
-            return []
-        stream = self._fs.open(self._file)
-        try:
-            text = self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-        return from_deequ_json(text, self.path)
+        text = self._read(self._file)
+        if text is None:
+            text = self._recover()
+        return [] if text is None else from_deequ_json(text, self.path)
 
     def previous(self, as_of: dt.date) -> RunMetrics | None:
         """The newest run keyed before `as_of`: what a run (or a backfill) is compared with."""
@@ -136,16 +153,74 @@ class MetricsRepository:
 
     def save(self, run: RunMetrics) -> None:
         """Add `run`, replacing any entry for the same as-of date (a rerun), in one file swap."""
-        runs = [r for r in self.load() if r.as_of != run.as_of] + [run]
-        data = bytearray(to_deequ_json(runs).encode("utf-8"))
-        # Write beside the file, then swap it in: a crash mid-write leaves the old history intact.
+        for _ in range(self._SAVE_ATTEMPTS):
+            runs = [r for r in self.load() if r.as_of != run.as_of] + [run]
+            staging = self._write_staging(to_deequ_json(runs))
+            if self._fs.exists(self._file):
+                self._fs.delete(self._file, False)
+            if self._fs.rename(staging, self._file):
+                self._remove_stale_staging_files()
+                return
+            # Our staging file is gone: another run's `load` found no file (between our delete and
+            # this rename) and moved it into place. Start again from whatever is in place now.
+            log.warning("metrics repository %s: could not move %s into place; saving again", self.path, staging)
+        raise OSError(f"metrics repository {self.path}: could not move a staging file into place "
+                      f"in {self._SAVE_ATTEMPTS} attempts")
+
+    # --- files ---
+
+    def _read(self, file) -> str | None:
+        """The file's text, None when it does not exist (or was moved away meanwhile)."""
+        if not self._fs.exists(file):
+            return None
+        try:
+            stream = self._fs.open(file)
+        except Exception as exc:  # noqa: BLE001 - a Py4J error: only "not found" means None
+            if "FileNotFoundException" in str(exc):
+                return None
+            raise
+        try:
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def _write_staging(self, text: str):
         staging = self._jvm.org.apache.hadoop.fs.Path(f"{self.path}.{uuid.uuid4().hex}.tmp")
         out = self._fs.create(staging, True)
         try:
-            out.write(data)
+            out.write(bytearray(text.encode("utf-8")))
         finally:
             out.close()
-        if self._fs.exists(self._file):
-            self._fs.delete(self._file, False)
-        if not self._fs.rename(staging, self._file):
-            raise OSError(f"metrics repository {self.path}: could not move {staging} into place")
+        return staging
+
+    def _staging_files(self) -> list:
+        """The staging files beside the repository file, newest first."""
+        parent = self._file.getParent()
+        if parent is None or not self._fs.exists(parent):
+            return []
+        found = [s for s in self._fs.listStatus(parent)
+                 if s.isFile() and self._staging_name.fullmatch(s.getPath().getName())]
+        return sorted(found, key=lambda s: s.getModificationTime(), reverse=True)
+
+    def _recover(self) -> str | None:
+        """The newest complete staging file's text, moved into place; None when there is none."""
+        for status in self._staging_files():
+            text = self._read(status.getPath())
+            if text is None:
+                continue
+            try:
+                from_deequ_json(text, str(status.getPath()))
+            except ValueError:
+                continue  # cut short by a crash mid-write
+            if self._fs.rename(status.getPath(), self._file):
+                log.warning("metrics repository %s was missing (a save was interrupted between removing the "
+                            "old file and moving the new one in): recovered it from %s", self.path,
+                            status.getPath().getName())
+            return text
+        return None
+
+    def _remove_stale_staging_files(self) -> None:
+        now_ms = time.time() * 1000
+        for status in self._staging_files():
+            if now_ms - status.getModificationTime() > self._STALE_AFTER_SECONDS * 1000:
+                self._fs.delete(status.getPath(), False)

@@ -74,13 +74,15 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     mart = transforms.mart_orders(classified, rules.reporting_timezone).persist()
     computed_at = dt.datetime.now(dt.timezone.utc)
     report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
+    quarantine = None
     try:
         mart_rows = mart.count()
         quarantined = _log_rule_effects(rule_effects, mart_rows)
-        # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders.
+        # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders; with
+        # some, they are computed once here rather than again at write time.
         quarantine = transforms.quarantined_orders(classified)
         quarantine = transforms.with_run_columns(quarantine if sum(quarantined.values()) else quarantine.limit(0),
-                                                 request.as_of, run_id)
+                                                 request.as_of, run_id).persist()
 
         # Audit: nothing is published unless every Error-level constraint holds
         reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
@@ -125,8 +127,9 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         return RunOutcome(EXIT_OK, run_id, results, report_rows)
     finally:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
-        for frame in (mart, profiles, report):
-            frame.unpersist()
+        for frame in (mart, profiles, report, quarantine):
+            if frame is not None:
+                frame.unpersist()
 
 
 def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> int:
