@@ -30,7 +30,7 @@ class RunRequest:
     run_timestamp: dt.datetime  # timezone-aware
     raw_orders: Location
     raw_customers: Location
-    output: Location  # directory or schema holding the three output tables
+    output: Location  # directory or schema holding the output tables
 
 
 @dataclass(frozen=True)
