@@ -122,9 +122,13 @@ def version_of(spark: SparkSession, location: Location) -> int | None:
 
 def last_commit(spark: SparkSession, location: Location) -> tuple[int, int | None]:
     """(version, rows written) of the table's latest commit, from the Delta log alone."""
-    row = delta_table(spark, location).history(1).select("version", "operationMetrics").first()
-    written = (row["operationMetrics"] or {}).get("numOutputRows")
-    return row["version"], int(written) if written is not None else None
+    return _version_and_rows(delta_table(spark, location).history(1).select("version", "operationMetrics").first())
+
+
+def _version_and_rows(commit) -> tuple[int, int | None]:
+    """(version, rows written) of one row of a Delta table's history."""
+    written = (commit["operationMetrics"] or {}).get("numOutputRows")
+    return commit["version"], int(written) if written is not None else None
 
 
 def _save(writer, location: Location) -> None:
@@ -175,8 +179,7 @@ def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple
            .orderBy(F.desc("version")).select("version", "operationMetrics").first())
     if row is None:
         return version_of(spark, location), 0
-    written = (row["operationMetrics"] or {}).get("numOutputRows")
-    return row["version"], int(written) if written is not None else None
+    return _version_and_rows(row)
 
 
 # --- conflicts between runs ----------------------------------------------------------------
