@@ -4,6 +4,7 @@
 #   ./spark-submit.sh [--config conf/local.yaml] [--as-of YYYY-MM-DD | --as-of-range START END]
 #                     [--run-timestamp ISO-8601]
 #                     [--raw-orders PATH_OR_TABLE] [--raw-customers PATH_OR_TABLE] [--output-dir DIR]
+#                     [--full-refresh]
 #                     [--master URL] [any other spark-submit option ...]
 #
 # Job options go to the job; everything else (--master, --conf k=v, --executor-memory 4g, ...)
@@ -36,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --config=*|--as-of=*|--run-timestamp=*|--raw-orders=*|--raw-customers=*|--output-dir=*)
       [[ "$1" == --config=* ]] && config="${1#--config=}"
       job_args+=("$1"); shift ;;
-    -h|--help)
+    -h|--help|--full-refresh)
       job_args+=("$1"); shift ;;
     *)
       submit_args+=("$1"); shift ;;

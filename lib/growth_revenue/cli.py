@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--raw-orders", help="path or catalog.schema.table of raw_orders (default: config)")
     parser.add_argument("--raw-customers", help="path or catalog.schema.table of raw_customers (default: config)")
     parser.add_argument("--output-dir", help="directory (or catalog.schema) the output tables live in")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="rebuild mart_orders_enriched from all raw rows instead of applying what landed "
+                        "since the last run's watermark")
     return parser
 
 
@@ -100,7 +103,10 @@ def build_requests(args: argparse.Namespace, config: Config) -> list[RunRequest]
         output_location = Location.parse(output)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    return [RunRequest(as_of, run_timestamp, raw_orders, raw_customers, output_location) for as_of in dates]
+    # A range rebuilds once, on its first date; the dates after it find nothing new.
+    return [RunRequest(as_of, run_timestamp, raw_orders, raw_customers, output_location,
+                       full_refresh=args.full_refresh and number == 0)
+            for number, as_of in enumerate(dates)]
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -45,6 +45,11 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    lookback_hours: float
+
+
+@dataclass(frozen=True)
 class Tables:
     raw_orders: str
     raw_customers: str
@@ -69,6 +74,7 @@ class Config:
     rules: Rules
     quality: Quality
     publish: Publish
+    incremental: Incremental
     tables: Tables
     spark: SparkSettings
 
@@ -169,5 +175,7 @@ def _validate(config: Config) -> None:
     if config.publish.conflict_retries < 0 or config.publish.conflict_backoff_seconds < 0:
         raise ConfigError("config: 'publish.conflict_retries' and 'publish.conflict_backoff_seconds' "
                           "must not be negative")
+    if config.incremental.lookback_hours < 0:
+        raise ConfigError("config: 'incremental.lookback_hours' must not be negative")
     if quality.engine not in QUALITY_ENGINES:
         raise ConfigError(f"config: 'quality.engine' must be one of {', '.join(QUALITY_ENGINES)}")

@@ -7,6 +7,8 @@ pasted into SQL as they came.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import re
 import time
@@ -68,13 +70,27 @@ class Location:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_raw(spark: SparkSession, location: Location, table: str) -> DataFrame:
-    """A raw table conformed to its contract; ContractError names the table on any problem."""
+def raw_version(spark: SparkSession, location: Location) -> int | None:
+    """The current Delta version of a raw table, None when it is not a Delta table (Parquet, a view)."""
+    try:
+        table = delta_table(spark, location)
+        return None if table is None else table.history(1).select("version").first()[0]
+    except (AnalysisException, ValueError):  # a catalog table that is not Delta, or no table at all
+        return None
+
+
+def read_raw(spark: SparkSession, location: Location, table: str, version: int | None = None) -> DataFrame:
+    """A raw table conformed to its contract; ContractError names the table on any problem.
+
+    `version` pins a Delta table to one version, so every pass of a run (the changed rows, their
+    history, the watermark) sees the same rows while upstream keeps appending.
+    """
+    reader = spark.read.format("delta") if version is None else spark.read.format("delta").option("versionAsOf", version)
     try:
         if location.name is not None:
-            df = spark.read.table(location.quoted_name)
+            df = (spark.read if version is None else reader).table(location.quoted_name)
         elif DeltaTable.isDeltaTable(spark, location.path):
-            df = spark.read.format("delta").load(location.path)
+            df = reader.load(location.path)
         else:
             df = _read_parquet(spark, location, table)
     except AnalysisException as exc:
@@ -102,6 +118,14 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def read_output(spark: SparkSession, location: Location, version: int | None = None) -> DataFrame:
+    """One of the job's own Delta tables, at `version` when given (time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.table(location.quoted_name) if location.name is not None else reader.load(location.path)
+
+
 # --- writing -------------------------------------------------------------------------------
 
 
@@ -122,11 +146,7 @@ def version_of(spark: SparkSession, location: Location) -> int | None:
 
 def last_commit(spark: SparkSession, location: Location) -> tuple[int, int | None]:
     """(version, rows written) of the table's latest commit, from the Delta log alone."""
-    return _version_and_rows(delta_table(spark, location).history(1).select("version", "operationMetrics").first())
-
-
-def _version_and_rows(commit) -> tuple[int, int | None]:
-    """(version, rows written) of one row of a Delta table's history."""
+    commit = delta_table(spark, location).history(1).select("version", "operationMetrics").first()
     written = (commit["operationMetrics"] or {}).get("numOutputRows")
     return commit["version"], int(written) if written is not None else None
 
@@ -138,48 +158,103 @@ def _save(writer, location: Location) -> None:
         writer.save(location.path)
 
 
-def _writer(df: DataFrame, mode: str, run_id: str | None):
+def _writer(df: DataFrame, mode: str, user_metadata: str | None):
     writer = df.write.format("delta").mode(mode)
-    # The run id in the commit's userMetadata: `DESCRIBE HISTORY` says which run wrote each version.
-    return writer.option("userMetadata", run_id) if run_id else writer
+    # The run id (and, on the mart, the run's watermark) in the commit's userMetadata: `DESCRIBE
+    # HISTORY` says which run wrote each version, and the next run finds where this one stopped.
+    return writer.option("userMetadata", user_metadata) if user_metadata else writer
 
 
-def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = (), run_id: str | None = None) -> None:
+def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = (),
+              user_metadata: str | None = None) -> None:
     """Replace the whole table in one Delta commit (readers see old or new, never half)."""
     if partition_by:
         # One task per partition value: a few files per date instead of one per date per task.
         df = df.repartition(*partition_by)
-    writer = _writer(df, "overwrite", run_id).option("overwriteSchema", "true")
+    writer = _writer(df, "overwrite", user_metadata).option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     _save(writer, location)
 
 
-def replace_where(df: DataFrame, location: Location, predicate: str, run_id: str | None = None) -> None:
+def replace_where(df: DataFrame, location: Location, predicate: str, user_metadata: str | None = None) -> None:
     """Atomically replace the rows matching `predicate` (built by the caller from typed values).
 
     New columns are merged into the table's schema, so a column added by a new release (such as
     the report's mart_version) does not break a table written by an older one.
     """
-    writer = _writer(df, "overwrite", run_id).option("replaceWhere", predicate).option("mergeSchema", "true")
+    writer = _writer(df, "overwrite", user_metadata).option("replaceWhere", predicate).option("mergeSchema", "true")
     _save(writer, location)
 
 
-def append(df: DataFrame, location: Location, run_id: str | None = None) -> None:
-    _save(_writer(df, "append", run_id), location)
+def append(df: DataFrame, location: Location, user_metadata: str | None = None) -> None:
+    _save(_writer(df, "append", user_metadata), location)
 
 
-def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple[int, int | None]:
+def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tuple[str, ...],
+                 target_dates: list[dt.date], user_metadata: str) -> None:
+    """Apply `changes` to the table in one Delta commit: delete, update or insert each key's row.
+
+    Each change row has the table's `columns`, and `_present` (false: delete the key's row).
+    `target_dates` are the order_date partitions holding the rows to update or delete: the
+    MERGE only reads and rewrites those, not the whole history.
+    """
+    table = delta_table(changes.sparkSession, location)
+    dates = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(set(target_dates)))
+    condition = f"t.`{key}` = s.`{key}` AND " + (f"t.order_date IN ({dates})" if dates else "FALSE")
+    values = {f"`{c}`": f"s.`{c}`" for c in columns}
+    with _commit_metadata(changes.sparkSession, user_metadata):
+        (table.alias("t").merge(changes.alias("s"), condition)
+         .whenMatchedDelete(condition="NOT s._present")
+         .whenMatchedUpdate(condition="s._present", set=values)
+         .whenNotMatchedInsert(condition="s._present", values=values)
+         .execute())
+
+
+def record_metadata(spark: SparkSession, location: Location, user_metadata: str) -> None:
+    """A commit that changes no data and carries `user_metadata` (a watermark that moved alone)."""
+    target = location.quoted_name if location.name is not None else f"delta.`{location.path.replace('`', '``')}`"
+    with _commit_metadata(spark, user_metadata):
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('growth_revenue.state_recorded' = 'true')")
+
+
+@contextlib.contextmanager
+def _commit_metadata(spark: SparkSession, user_metadata: str):
+    """userMetadata for commits that take no writer option (MERGE, ALTER TABLE): a session setting."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    spark.conf.set(key, user_metadata)
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
+
+
+def history(spark: SparkSession, location: Location, limit: int | None = 50) -> list[dict]:
+    """The table's newest `limit` commits (all when None), newest first; [] if there is no Delta table.
+
+    Each: version, operation, operationParameters, userMetadata.
+    """
+    table = delta_table(spark, location)
+    if table is None:
+        return []
+    commits = table.history(limit) if limit is not None else table.history()
+    rows = commits.select("version", "operation", "operationParameters", "userMetadata").collect()
+    return [row.asDict() for row in rows]
+
+
+def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple[int, dict[str, str]]:
     """(version, rows written) of the newest commit by run `run_id`: another run may have committed since.
 
-    Delta commits nothing when an empty table is overwritten with no rows; the current version
-    then holds what the run wrote.
+    A commit's userMetadata is the run id, or JSON with a `run_id` (the mart's, carrying its
+    watermark). Delta commits nothing when an empty table is overwritten with no rows; the
+    current version then holds what the run wrote.
     """
-    row = (delta_table(spark, location).history(100).where(F.col("userMetadata") == run_id)
+    tagged = (F.col("userMetadata") == run_id) | (F.get_json_object("userMetadata", "$.run_id") == run_id)
+    row = (delta_table(spark, location).history(100).where(tagged)
            .orderBy(F.desc("version")).select("version", "operationMetrics").first())
     if row is None:
-        return version_of(spark, location), 0
-    return _version_and_rows(row)
+        return version_of(spark, location), {}
+    return row["version"], dict(row["operationMetrics"] or {})
 
 
 # --- conflicts between runs ----------------------------------------------------------------

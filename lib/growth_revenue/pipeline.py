@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import io, metrics, quality, tables, transforms
+from growth_revenue import incremental, io, metrics, quality, tables, transforms
 from growth_revenue.config import Config
 from growth_revenue.io import Location
 
@@ -31,6 +32,7 @@ class RunRequest:
     raw_orders: Location
     raw_customers: Location
     output: Location  # directory or schema holding the output tables
+    full_refresh: bool = False  # rebuild the mart from scratch instead of applying what changed
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class RunOutcome:
     run_id: str
     results: list[quality.Result]
     report_rows: list[dict]
+    mode: str = incremental.FULL  # how the mart was staged: full rebuild or incremental
+    verify_seconds: float = 0.0  # wall time of the quality verification
 
 
 def new_run_id(as_of: dt.date, run_timestamp: dt.datetime) -> str:
@@ -60,42 +64,49 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
              window_start, window_end, rules.reporting_timezone, request.run_timestamp.isoformat())
 
     # Extract
-    raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS)
-    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS)
-    log.info("read %s from %s and %s from %s", tables.RAW_ORDERS, request.raw_orders,
-             tables.RAW_CUSTOMERS, request.raw_customers)
+    orders_version = io.raw_version(spark, request.raw_orders)
+    raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS, orders_version)
+    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS,
+                                io.raw_version(spark, request.raw_customers))
+    log.info("read %s from %s%s and %s from %s", tables.RAW_ORDERS, request.raw_orders,
+             f" (version {orders_version})" if orders_version is not None else "", tables.RAW_CUSTOMERS,
+             request.raw_customers)
+    decision, previous_profiles = _decide(spark, config, request, orders_version)
+    log.info("mart: %s run (%s)", decision.mode, decision.reason)
 
-    # Transform: rules 1-6, staged in memory (nothing is written yet)
+    # Transform: rules 1-6, staged in memory (nothing is written yet). A full run stages every
+    # order; an incremental run only the orders whose mart row may have changed.
     profiles = transforms.customer_profiles(raw_customers, rules.test_email_domains, rules.unknown_segment).persist()
-    classified = transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment)
-    # The rule counts are observed while the staged mart is materialised: no extra pass over the data.
-    rule_effects = Observation("rule_effects")
-    classified = classified.observe(rule_effects, *_rule_effect_metrics())
-    mart = transforms.mart_orders(classified, rules.reporting_timezone).persist()
-    computed_at = dt.datetime.now(dt.timezone.utc)
-    report = transforms.revenue_by_segment(mart, request.as_of, rules.report_window_days, computed_at, run_id).persist()
-    quarantine = None
+    reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
+    staged = None
+    report = None
     try:
-        mart_rows = mart.count()
-        quarantined = _log_rule_effects(rule_effects, mart_rows)
-        # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders; with
-        # some, they are computed once here rather than again at write time.
-        quarantine = transforms.quarantined_orders(classified)
-        quarantine = transforms.with_run_columns(quarantine if sum(quarantined.values()) else quarantine.limit(0),
-                                                 request.as_of, run_id).persist()
+        if decision.mode == incremental.INCREMENTAL:
+            staged = _stage_change(spark, config, request, raw_orders, profiles, previous_profiles, decision.state,
+                                   reference)
+        else:
+            staged = _stage_rebuild(config, raw_orders, profiles)
+        computed_at = dt.datetime.now(dt.timezone.utc)
+        report = transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days, computed_at,
+                                               run_id).persist()
+        quarantine = transforms.with_run_columns(staged.quarantine, request.as_of, run_id)
 
-        # Audit: nothing is published unless every Error-level constraint holds
-        reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
-        freshness = quality.freshness_summary(raw_orders, reference, config.quality.freshness_max_age_hours)
-        checks = quality.gate_checks(transforms.with_test_customer_flag(mart, profiles), report, freshness)
+        # Audit: nothing is published unless every Error-level constraint holds. The mart's
+        # constraints are verified on the staged rows only: the rows already published passed
+        # them when they were staged, and the MERGE's key keeps order_id unique across both.
+        freshness = quality.freshness_summary(staged.freshness_input, reference, config.quality.freshness_max_age_hours)
+        checks = quality.gate_checks(transforms.with_test_customer_flag(staged.rows, profiles), report, freshness)
         engine = quality.choose_engine(spark, config.quality.engine)
         log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
+        verify_started = time.monotonic()
         results = quality.verify(spark, checks, engine)
-        results += quality.quarantine_results(quarantined, mart_rows, config.quality.quarantine_max_share)
+        verify_seconds = time.monotonic() - verify_started
+        log.info("verified in %.1fs", verify_seconds)
+        results += quality.quarantine_results(staged.quarantined, staged.mart_rows, config.quality.quarantine_max_share)
 
         # Anomalies (Warning): this run's metrics against the previous published run's
         history = _metrics_repository(spark, config, request.output)
-        current = metrics.published_metrics(request.as_of, mart_rows, _total_revenue(report))
+        current = metrics.published_metrics(request.as_of, staged.mart_rows, _total_revenue(report))
         if history is not None:
             results += quality.anomaly_results(current, history.previous(request.as_of),
                                                config.quality.anomaly_max_relative_change)
@@ -110,12 +121,15 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
             publisher.append(dq_rows, tables.DQ_RESULTS)
             log.error("quality gate failed (%d Error constraint(s)): nothing published; %s, %s and %s left as "
                       "they were", failed, tables.MART, tables.QUARANTINE, tables.REPORT)
-            return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [])
+            return RunOutcome(EXIT_QUALITY_GATE, run_id, results, [], staged.mode, verify_seconds)
 
         # Publish: each write is one atomic Delta commit. The order matters for a crash between
-        # two of them: the report names the mart version it was computed from, and every write
-        # replaces what it writes, so a rerun converges (README "What happens when...").
-        mart_version = publisher.overwrite(mart, tables.MART, partition_by=("order_date",))
+        # two of them: the mart's commit carries the watermark it reflects, the report names the
+        # mart version it was computed from, and every write replaces what it writes, so a rerun
+        # converges (README "What happens when...").
+        state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request), orders_version,
+                             run_id)
+        mart_version = publisher.mart(staged, state, decision.state)
         publisher.overwrite(quarantine, tables.QUARANTINE)
         publisher.replace_snapshot(transforms.with_mart_version(report, mart_version), tables.REPORT, request.as_of)
         publisher.append(dq_rows, tables.DQ_RESULTS)
@@ -124,12 +138,157 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
             log.info("saved metrics for %s to %s", request.as_of, history.path)
 
         report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
-        return RunOutcome(EXIT_OK, run_id, results, report_rows)
+        return RunOutcome(EXIT_OK, run_id, results, report_rows, staged.mode, verify_seconds)
     finally:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
-        for frame in (mart, profiles, report, quarantine):
+        for frame in (profiles, report, *(staged.cached if staged else ())):
             if frame is not None:
                 frame.unpersist()
+
+
+@dataclass(frozen=True)
+class StagedMart:
+    """The mart change a run has computed and not written yet."""
+
+    mode: str  # full | incremental
+    rows: DataFrame  # the mart rows computed by this run (every row for a rebuild): what the gate verifies
+    after: DataFrame  # the mart's rows once the change is applied (may be cut to the report's window)
+    mart_rows: int  # how many rows the mart holds once the change is applied
+    quarantine: DataFrame  # quarantine_orders once the change is applied, without the run columns
+    quarantined: dict[str, int]  # its revenue orders by quarantine reason
+    changes: DataFrame | None  # incremental: the MERGE source (incremental.mart_changes)
+    changed_rows: int  # mart rows inserted, updated or deleted
+    target_dates: list[dt.date]  # incremental: the partitions holding rows to update or delete
+    watermark: str | None  # newest raw_orders._ingested_at the mart reflects
+    customers_changed: bool
+    freshness_input: DataFrame  # raw_orders rows the freshness check reads
+    cached: tuple[DataFrame, ...]
+
+
+def _decide(spark: SparkSession, config: Config, request: RunRequest,
+            orders_version: int | None) -> tuple[incremental.Decision, DataFrame | None]:
+    """Full or incremental (incremental.decide), and the customer profiles the last run used."""
+    output = request.output
+    decision = incremental.decide(io.history(spark, output.child(tables.MART)), _rule_inputs(config, request),
+                                  request.full_refresh)
+    if decision.mode == incremental.FULL:
+        return decision, None
+    read_before = decision.state.raw_orders_version
+    if orders_version is not None and read_before is not None:
+        commits = io.history(spark, request.raw_orders, limit=max(orders_version - read_before, 0) + 1)
+        rewritten = incremental.raw_rewrite(read_before, commits)
+        if rewritten:
+            return incremental.Decision(incremental.FULL, f"{tables.RAW_ORDERS} {rewritten} since run "
+                                                          f"{decision.state.run_id}; the watermark sees appends only"), None
+    if io.delta_table(spark, output.child(tables.QUARANTINE)) is None:
+        return incremental.Decision(incremental.FULL, f"{tables.QUARANTINE} is missing"), None
+    version = decision.state.customer_state_version
+    try:
+        previous = io.read_output(spark, output.child(tables.CUSTOMER_STATE), version)
+        previous.schema  # resolves the version now, so a vacuumed or missing state falls back here
+    except Exception as exc:  # noqa: BLE001 - any unreadable state means "rebuild", never a wrong mart
+        return incremental.Decision(incremental.FULL, f"{tables.CUSTOMER_STATE} version {version} is unreadable: "
+                                                      f"{str(exc).strip().splitlines()[0]}"), None
+    return decision, previous
+
+
+def _rule_inputs(config: Config, request: RunRequest) -> dict:
+    rules = config.rules
+    return incremental.rule_inputs(rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment,
+                                   rules.reporting_timezone, str(request.raw_orders), str(request.raw_customers))
+
+
+def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -> StagedMart:
+    """Every order through rules 1-5."""
+    rules = config.rules
+    classified, rule_effects = _observed(
+        transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment))
+    mart = transforms.mart_orders(classified, rules.reporting_timezone).persist()
+    mart_rows = mart.count()
+    quarantined = _log_rule_effects(rule_effects, mart_rows, "mart rows staged")
+    # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders; with
+    # some, they are computed once here rather than again at write time.
+    quarantine = transforms.quarantined_orders(classified)
+    quarantine = (quarantine if sum(quarantined.values()) else quarantine.limit(0)).persist()
+    (watermark,) = raw_orders.agg(_iso_instant(F.max("_ingested_at"))).first()
+    return StagedMart(incremental.FULL, mart, mart, mart_rows, quarantine, quarantined, None, mart_rows, [],
+                      watermark, True, raw_orders, (mart, quarantine))
+
+
+def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
+                  profiles: DataFrame, previous_profiles: DataFrame, state: incremental.MartState,
+                  reference: dt.datetime) -> StagedMart:
+    """Only the orders whose mart row may have changed since `state`, from their whole raw history."""
+    rules, output = config.rules, request.output
+    watermark = state.watermark
+    cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
+    landed = incremental.landed_after(raw_orders, cutoff)
+    landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
+    changed_customers = incremental.changed_customers(previous_profiles, profiles).persist()
+    affected = incremental.affected_orders(raw_orders, cutoff, changed_customers).persist()
+    history = incremental.history_of(raw_orders, affected, cutoff, changed_customers)
+
+    classified, rule_effects = _observed(
+        transforms.classify_orders(history, profiles, rules.revenue_statuses, rules.unknown_segment))
+    staged = transforms.mart_orders(classified, rules.reporting_timezone).persist()
+    recomputed = staged.count()
+    _log_rule_effects(rule_effects, recomputed, "mart rows recomputed")
+
+    # The mart's current rows of those orders: first which partitions hold them (order_id only),
+    # then those partitions alone.
+    mart = io.read_output(spark, output.child(tables.MART))
+    target_dates = [row[0] for row in mart.select("order_id", "order_date").join(affected, "order_id", "left_semi")
+                    .select("order_date").distinct().collect()]
+    current = mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi").persist()
+    changes = incremental.mart_changes(current, staged).persist()
+    changed_rows = changes.count()
+    mart_rows = mart.count() - current.count() + recomputed
+
+    quarantine = incremental.untouched_quarantine(io.read_output(spark, output.child(tables.QUARANTINE)), affected,
+                                                  cutoff, changed_customers)
+    quarantine = quarantine.unionByName(transforms.quarantined_orders(classified)).persist()
+    quarantined = dict.fromkeys(transforms.QUARANTINE_REASONS, 0) | {
+        row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()}
+
+    window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
+    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), affected, staged)
+    # The newest landed row is the newest of all when it is old enough to count for freshness.
+    landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
+    freshness_input = landed if landed_by_reference.limit(1).count() else raw_orders
+    newest = max(filter(None, (state.orders_watermark, newest)), key=dt.datetime.fromisoformat, default=None)
+    customers = changed_customers.count()
+    log.info("incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back), %d customers "
+             "changed, %d orders recomputed, %d mart rows to insert, update or delete",
+             landed_rows, cutoff.isoformat() if cutoff else "the beginning", state.orders_watermark,
+             config.incremental.lookback_hours, customers, affected.count(), changed_rows)
+    return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
+                      changed_rows, target_dates, newest, customers > 0, freshness_input,
+                      (changed_customers, affected, staged, current, changes, quarantine))
+
+
+def _observed(classified: DataFrame) -> tuple[DataFrame, Observation]:
+    """The rule counts are observed while the staged mart is materialised: no extra pass over the data."""
+    rule_effects = Observation("rule_effects")
+    return classified.observe(rule_effects, *_rule_effect_metrics()), rule_effects
+
+
+def _iso_instant(column: Column) -> Column:
+    """A timestamp as ISO-8601 text with its offset (the session runs in UTC), for the mart's state."""
+    return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxx")
+
+
+def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: DataFrame, decision: incremental.Decision,
+                 rule_inputs: dict, orders_version: int | None, run_id: str) -> incremental.MartState:
+    """The state the mart's commit will carry; writes the customer profiles first when they changed.
+
+    The profiles go first: a crash before the mart commit leaves the mart naming the previous
+    profiles version, so the next run compares against what the mart was really built from.
+    """
+    customer_version = decision.state.customer_state_version if decision.state else None
+    if staged.customers_changed or customer_version is None:
+        customer_version = publisher.overwrite(profiles, tables.CUSTOMER_STATE)
+    return incremental.MartState(run_id, staged.mode, staged.watermark, customer_version, orders_version,
+                                 rule_inputs)
 
 
 def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> int:
@@ -154,8 +313,26 @@ class _Publisher:
         self._spark, self._output, self._run_id = spark, output, run_id
         self._retries, self._backoff = config.publish.conflict_retries, config.publish.conflict_backoff_seconds
 
-    def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = ()) -> int:
-        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, self._run_id))
+    def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = (),
+                  user_metadata: str | None = None) -> int:
+        metadata = user_metadata or self._run_id
+        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, metadata))
+
+    def mart(self, staged: StagedMart, state: incremental.MartState, previous: incremental.MartState | None) -> int:
+        """The staged mart change and the state it reflects, in one commit; the mart's version after it."""
+        metadata = state.to_metadata()
+        if staged.mode == incremental.FULL:
+            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata)
+        if staged.changed_rows:
+            return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
+                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
+        if _position(state) != _position(previous):
+            # New raw rows that change no mart row: the watermark still moves, in a data-free commit.
+            return self._write(tables.MART, "watermark only",
+                               lambda location: io.record_metadata(self._spark, location, metadata))
+        mart = self._output.child(tables.MART)
+        log.info("%s unchanged: nothing landed since run %s's watermark", mart, previous.run_id)
+        return io.version_of(self._spark, mart)
 
     def replace_snapshot(self, df: DataFrame, table: str, as_of: dt.date) -> int:
         predicate = f"as_of_date = DATE'{as_of.isoformat()}'"  # from a date object, never from text
@@ -169,10 +346,22 @@ class _Publisher:
         location = self._output.child(table)
         log.info("publishing %s to %s", table, location)
         retries = io.with_conflict_retries(lambda: write(location), location, self._retries, self._backoff)
-        version, rows = io.commit_of_run(self._spark, location, self._run_id)
-        log.info("wrote %s: Delta version %d, %s rows written%s%s", location, version, rows,
+        version, metrics = io.commit_of_run(self._spark, location, self._run_id)
+        log.info("wrote %s: Delta version %d, %s%s%s", location, version, _rows_written(metrics),
                  f", {detail}" if detail else "", f", after {retries} retried conflict(s)" if retries else "")
         return version
+
+
+def _position(state: incremental.MartState) -> tuple:
+    """Where in the raw data a state stands; a run that moves it must commit it, even with no row changed."""
+    return state.orders_watermark, state.customer_state_version, state.raw_orders_version
+
+
+def _rows_written(metrics: dict[str, str]) -> str:
+    if "numTargetRowsInserted" in metrics:  # a MERGE
+        return ", ".join(f"{metrics.get(f'numTargetRows{kind}', 0)} rows {kind.lower()}"
+                         for kind in ("Inserted", "Updated", "Deleted"))
+    return f"{metrics.get('numOutputRows', 0)} rows written"
 
 
 def _metrics_repository(spark: SparkSession, config: Config, output: Location) -> metrics.MetricsRepository | None:
@@ -205,7 +394,7 @@ def _rule_effect_metrics() -> list[Column]:
     ]
 
 
-def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> dict[str, int]:
+def _log_rule_effects(rule_effects: Observation, mart_rows: int, what: str) -> dict[str, int]:
     """Logs what each rule removed; returns the quarantined revenue orders by reason."""
     counts = rule_effects.get  # filled in by the action that materialised the mart
     raw_rows, orders = counts["raw_rows"] or 0, counts["orders"]
@@ -219,7 +408,7 @@ def _log_rule_effects(rule_effects: Observation, mart_rows: int) -> dict[str, in
     quarantined = {reason: counts[reason] for reason in transforms.QUARANTINE_REASONS}
     log.info("quarantine: %d revenue orders kept out of the mart (%s)", sum(quarantined.values()),
              ", ".join(f"{reason} {count}" for reason, count in quarantined.items()))
-    log.info("mart rows staged: %d", mart_rows)
+    log.info("%s: %d", what, mart_rows)
     return quarantined
 
 

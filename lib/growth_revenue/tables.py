@@ -10,5 +10,9 @@ QUARANTINE = "quarantine_orders"
 
 OUTPUTS = (MART, REPORT, QUARANTINE, DQ_RESULTS)
 
+# The job's own state, beside the outputs: the customer profiles the mart's rows were built with,
+# so the next incremental run can tell which customers changed (see incremental.py).
+CUSTOMER_STATE = "state_customer_profiles"
+
 # Not a table: the Deequ metrics repository file kept beside the outputs (see metrics.py).
 METRICS_REPOSITORY = "dq_metrics.json"

@@ -1,0 +1,243 @@
+"""Incremental upkeep of mart_orders_enriched: which orders changed since the last run, and their new rows.
+
+A full rebuild is f(every raw row). An incremental run applies the same f to the *complete raw
+history* of the orders whose result may have changed:
+
+- orders with a raw row that landed after the last run's watermark (minus a look-back for rows
+  that land late): new orders, new versions of old orders, late orders for old dates;
+- orders of customers whose profile changed (segment, test-user flag, a customer row arriving
+  after its orders, a customer row disappearing), found by comparing this run's customer
+  profiles with the ones the last run used (kept in the state_customer_profiles table).
+
+Recomputing those orders with the rules' own transforms, from all their versions, is what keeps
+the mart equal to a full rebuild; the MERGE then only touches their rows.
+
+Where the last run stopped lives in the mart's own Delta commit (`MartState`, in the commit's
+userMetadata), so the watermark moves if and only if the mart change it describes is committed.
+Everything here is a pure function; reading and writing are in io and pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from growth_revenue.transforms import MART_COLUMNS, QUARANTINE_COLUMNS, _normalised
+
+# Bump when a release changes what the mart holds for the same raw rows: the next run rebuilds.
+MART_LOGIC_VERSION = 1
+
+FULL, INCREMENTAL = "full", "incremental"
+
+# Commits another writer may add to the mart without invalidating the last run's state.
+_DATA_PRESERVING = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "UNSET TBLPROPERTIES",
+                    "ANALYZE STATS", "COMPUTE STATS", "REORG"}
+
+
+# --- the state a run leaves for the next one --------------------------------------------------
+
+
+def rule_inputs(revenue_statuses: Iterable[str], test_email_domains: Iterable[str], unknown_segment: str,
+                reporting_timezone: str, raw_orders: str, raw_customers: str) -> dict:
+    """Everything besides the raw rows that decides the mart: a change to any of it means a rebuild."""
+    return {
+        "revenue_statuses": _normalised(revenue_statuses),
+        "test_email_domains": _normalised(test_email_domains),
+        "unknown_segment": unknown_segment,
+        "reporting_timezone": reporting_timezone,
+        "raw_orders": raw_orders,
+        "raw_customers": raw_customers,
+        "mart_logic_version": MART_LOGIC_VERSION,
+    }
+
+
+@dataclass(frozen=True)
+class MartState:
+    """What the mart's commit says about the raw data it reflects."""
+
+    run_id: str
+    mode: str  # full | incremental
+    orders_watermark: str | None  # ISO instant: newest raw_orders._ingested_at applied, None if none
+    customer_state_version: int  # version of state_customer_profiles the mart's segments come from
+    raw_orders_version: int | None  # Delta version of raw_orders the run read; None when not Delta
+    rules: dict
+
+    def to_metadata(self) -> str:
+        """The commit's userMetadata: the run id (as every commit of a run) and this state."""
+        return json.dumps({"run_id": self.run_id, "growth_revenue_state": asdict(self)}, sort_keys=True)
+
+    @staticmethod
+    def from_metadata(text: str | None) -> "MartState | None":
+        """The state in a commit's userMetadata, None when the commit carries none (or not ours)."""
+        try:
+            state = json.loads(text or "")["growth_revenue_state"]
+            return MartState(**state)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    @property
+    def watermark(self) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(self.orders_watermark) if self.orders_watermark else None
+
+
+def run_id_of(user_metadata: str | None) -> str | None:
+    """The run id a commit was tagged with: plain text, or inside a MartState's JSON."""
+    if user_metadata is None or not user_metadata.startswith("{"):
+        return user_metadata
+    try:
+        return json.loads(user_metadata).get("run_id")
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    mode: str
+    reason: str
+    state: MartState | None = None  # the last run's state, for an incremental run
+
+
+def decide(history: list[dict], rules: dict, full_refresh: bool) -> Decision:
+    """Incremental when the mart's newest commits carry a usable state; otherwise why not.
+
+    `history` is the mart's Delta history newest first (version, operation, userMetadata), empty
+    when the mart does not exist.
+    """
+    if full_refresh:
+        return Decision(FULL, "requested (--full-refresh)")
+    if not history:
+        return Decision(FULL, "first run: no mart yet")
+    for commit in history:
+        state = MartState.from_metadata(commit["userMetadata"])
+        if state is not None:
+            break
+        if commit["operation"] not in _DATA_PRESERVING:
+            return Decision(FULL, f"version {commit['version']} of the mart ({commit['operation']}) was not "
+                                  "written by this job: its contents cannot be trusted to follow the watermark")
+    else:
+        return Decision(FULL, "no watermark in the mart's recent history (written by an older release?)")
+    changed = sorted(key for key in rules.keys() | state.rules.keys() if rules.get(key) != state.rules.get(key))
+    if changed:
+        return Decision(FULL, f"rule config changed since run {state.run_id}: {', '.join(changed)}")
+    return Decision(INCREMENTAL, f"watermark {state.orders_watermark} from run {state.run_id}", state)
+
+
+def raw_rewrite(read_version: int | None, raw_history: list[dict]) -> str | None:
+    """How raw_orders changed other than by appending rows after `read_version`, or None.
+
+    The watermark finds new rows by their _ingested_at; a raw table overwritten, updated or
+    deleted from (an upstream reload) can change old rows, which only a rebuild sees.
+    `raw_history` is its Delta history newest first, at least back to `read_version`.
+    """
+    if read_version is None or not raw_history:
+        return None
+    newer = [commit for commit in raw_history if commit["version"] > read_version]
+    if raw_history[0]["version"] < read_version:
+        return f"went back from version {read_version} to {raw_history[0]['version']} (replaced or restored)"
+    if newer and min(commit["version"] for commit in newer) != read_version + 1:
+        return f"has commits after version {read_version} that its Delta log no longer lists"
+    for commit in sorted(newer, key=lambda c: c["version"]):
+        parameters = commit["operationParameters"] or {}
+        appended = (commit["operation"] in ("WRITE", "STREAMING UPDATE")
+                    and "append" in (parameters.get("mode", "") + parameters.get("outputMode", "")).lower())
+        if not appended and commit["operation"] not in _DATA_PRESERVING:
+            return f"version {commit['version']} was a {commit['operation']} {parameters.get('mode', '')}".rstrip()
+    return None
+
+
+# --- what changed ----------------------------------------------------------------------------
+
+
+def landed_after(raw_orders: DataFrame, cutoff: dt.datetime | None) -> DataFrame:
+    """The raw_orders rows that landed after `cutoff` (all of them when None)."""
+    if cutoff is None:
+        return raw_orders
+    return raw_orders.where(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()))
+
+
+def changed_customers(previous: DataFrame, current: DataFrame) -> DataFrame:
+    """customer_id of every customer whose profile differs between two customer_profiles frames.
+
+    A customer in only one of them counts: a row arriving after its orders, or one removed.
+    """
+    joined = previous.alias("p").join(current.alias("c"), "customer_id", "full_outer")
+    same = (F.col("p.customer_segment").eqNullSafe(F.col("c.customer_segment"))
+            & F.col("p.is_test_customer").eqNullSafe(F.col("c.is_test_customer")))
+    return joined.where(~same).select("customer_id")
+
+
+def _touched(cutoff: dt.datetime | None) -> Column:
+    """Rows that landed after the cutoff or belong to a changed customer (flagged by the join below)."""
+    landed = (F.coalesce(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()), F.lit(False))
+              if cutoff is not None else F.lit(True))
+    return landed | F.col("_changed_customer").isNotNull()
+
+
+def _with_changed_customer_flag(raw_orders: DataFrame, changed_customer_ids: DataFrame) -> DataFrame:
+    flagged = changed_customer_ids.select("customer_id", F.lit(True).alias("_changed_customer"))
+    return raw_orders.join(flagged, "customer_id", "left")
+
+
+def affected_orders(raw_orders: DataFrame, cutoff: dt.datetime | None, changed_customer_ids: DataFrame) -> DataFrame:
+    """order_id of every order whose mart row may change: a raw row landed, or its customer changed."""
+    narrow = _with_changed_customer_flag(raw_orders.select("order_id", "customer_id", "_ingested_at"),
+                                         changed_customer_ids)
+    return (narrow.where(F.col("order_id").isNotNull() & _touched(cutoff))
+            .select("order_id").distinct())
+
+
+def history_of(raw_orders: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,
+               changed_customer_ids: DataFrame) -> DataFrame:
+    """Every raw version of the affected orders, plus the touched rows without an order_id.
+
+    Rows without an order_id cannot be deduplicated (they are quarantined one by one), so only
+    the touched ones are recomputed; the others keep their place in quarantine_orders.
+    """
+    versions = raw_orders.join(affected, "order_id", "left_semi")
+    unidentified = _with_changed_customer_flag(raw_orders.where(F.col("order_id").isNull()), changed_customer_ids)
+    unidentified = unidentified.where(_touched(cutoff))
+    return versions.unionByName(unidentified.select(*raw_orders.columns))
+
+
+def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,
+                         changed_customer_ids: DataFrame) -> DataFrame:
+    """The quarantined rows this run does not recompute: they stay as they are."""
+    identified = quarantine.where(F.col("order_id").isNotNull()).join(affected, "order_id", "left_anti")
+    unidentified = _with_changed_customer_flag(quarantine.where(F.col("order_id").isNull()), changed_customer_ids)
+    unidentified = unidentified.where(~_touched(cutoff))
+    return identified.select(*QUARANTINE_COLUMNS).unionByName(unidentified.select(*QUARANTINE_COLUMNS))
+
+
+# --- the change to the mart ------------------------------------------------------------------
+
+
+def mart_changes(current: DataFrame, staged: DataFrame) -> DataFrame:
+    """The MERGE source: for each affected order whose mart row changes, its new row or a deletion.
+
+    `current` holds the mart's rows of the affected orders, `staged` their recomputed rows. Each
+    output row has the staged mart columns, `_present` (false: delete the order's row) and
+    `_target_date` (order_date of the row it replaces, for partition pruning in the MERGE).
+    """
+    old = current.select(*[F.col(c).alias(f"_old_{c}") for c in MART_COLUMNS])
+    joined = staged.join(old, staged["order_id"] == old["_old_order_id"], "full_outer")
+    same = F.lit(True)
+    for column in MART_COLUMNS:
+        same = same & F.col(column).eqNullSafe(F.col(f"_old_{column}"))
+    return joined.where(~same).select(
+        *[F.coalesce(F.col("order_id"), F.col("_old_order_id")).alias("order_id") if c == "order_id" else F.col(c)
+          for c in MART_COLUMNS],
+        staged["order_id"].isNotNull().alias("_present"),
+        F.col("_old_order_date").alias("_target_date"),
+    )
+
+
+def mart_after(mart_rows: DataFrame, affected: DataFrame, staged: DataFrame) -> DataFrame:
+    """What the mart holds once the change is applied: its rows of other orders, and the staged rows."""
+    return mart_rows.join(affected, "order_id", "left_anti").select(*MART_COLUMNS).unionByName(
+        staged.select(*MART_COLUMNS))

@@ -1,0 +1,337 @@
+"""The incremental mart: night after night it equals a full rebuild on the same raw data.
+
+Each night appends raw rows the way upstream does (stamped with _ingested_at when they land) and
+runs the job; the published mart, report and quarantine are then compared with the rules applied
+to every raw row from scratch. Between them the nights bring every change kind the job must follow.
+"""
+
+import dataclasses
+import datetime as dt
+import shutil
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from rows import customer, order, ts
+
+from growth_revenue import incremental, io, pipeline, tables, transforms
+from growth_revenue.io import Location
+from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
+
+FULL, INCREMENTAL = incremental.FULL, incremental.INCREMENTAL
+RUN_COLUMNS = ("as_of_date", "run_id", "computed_at", "mart_version")
+
+
+class Lakehouse:
+    """Raw tables that grow by appends, and the job's outputs beside them."""
+
+    def __init__(self, spark, root):
+        self.spark, self.root = spark, root
+        self.out = root / "out"
+
+    def land(self, at: str, orders=(), customers=()):
+        """Appends rows that landed at `at`: each order row is stamped _ingested_at = `at` unless it says otherwise."""
+        landed = ts(at)
+        orders = [row if row[6] != row[5] or row[6] > landed else (*row[:6], landed) for row in orders]
+        for rows, schema, name in ((orders, ORDERS_SCHEMA, tables.RAW_ORDERS),
+                                   (customers, CUSTOMERS_SCHEMA, tables.RAW_CUSTOMERS)):
+            self.spark.createDataFrame(list(rows), schema).write.format("delta").mode("append").save(
+                str(self.root / name))
+
+    def run(self, config, as_of: str, at: str, full_refresh=False, out=None) -> pipeline.RunOutcome:
+        request = RunRequest(dt.date.fromisoformat(as_of), ts(at), Location(path=str(self.root / tables.RAW_ORDERS)),
+                             Location(path=str(self.root / tables.RAW_CUSTOMERS)), Location(path=str(out or self.out)),
+                             full_refresh=full_refresh)
+        outcome = pipeline.run(self.spark, config, request)
+        assert outcome.exit_code == EXIT_OK
+        return outcome
+
+    def raw(self, name):
+        return self.spark.read.format("delta").load(str(self.root / name))
+
+    def output(self, name, out=None):
+        return self.spark.read.format("delta").load(str((out or self.out) / name))
+
+    def mart_version(self):
+        return io.version_of(self.spark, Location(path=str(self.out / tables.MART)))
+
+
+def without_run_columns(df):
+    return df.drop(*[c for c in RUN_COLUMNS if c in df.columns])
+
+
+def assert_equal_to_a_full_rebuild(lakehouse: Lakehouse, rules, as_of: str):
+    """Published mart, quarantine and this as-of's report == the rules applied to all raw rows."""
+    orders, customers = lakehouse.raw(tables.RAW_ORDERS), lakehouse.raw(tables.RAW_CUSTOMERS)
+    args = (rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment)
+    mart = transforms.build_mart(orders, customers, *args, rules.reporting_timezone)
+    report = transforms.revenue_by_segment(mart, dt.date.fromisoformat(as_of), rules.report_window_days,
+                                           dt.datetime.now(dt.timezone.utc), "rebuild")
+    quarantine = transforms.build_quarantine(orders, customers, *args)
+    published_report = lakehouse.output(tables.REPORT).where(F.col("as_of_date") == F.lit(as_of).cast("date"))
+    for published, rebuilt in ((lakehouse.output(tables.MART).select(*transforms.MART_COLUMNS), mart),
+                               (without_run_columns(published_report), without_run_columns(report)),
+                               (without_run_columns(lakehouse.output(tables.QUARANTINE)), quarantine)):
+        assert_df_equality(published, rebuilt, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+
+
+def mart_segments(lakehouse) -> dict[str, str]:
+    return {row.order_id: row.customer_segment for row in lakehouse.output(tables.MART).collect()}
+
+
+@pytest.fixture
+def lakehouse(spark, tmp_path):
+    return Lakehouse(spark, tmp_path)
+
+
+@pytest.mark.slow
+def test_daily_incremental_runs_equal_a_full_rebuild_through_every_change_kind(lakehouse, config):
+    rules = config.rules
+    # A handful of orders: two quarantined ones must not fail the gate's share.
+    config = dataclasses.replace(config, quality=dataclasses.replace(config.quality, quarantine_max_share=1.0))
+    # Night 1: the first run builds the mart from scratch.
+    lakehouse.land("2026-11-20 05:00:00", customers=[
+        customer("C1", "a@shop.io", "smb"), customer("C2", "b@shop.io", "enterprise"),
+        customer("C3", "c@shop.io", "consumer"), customer("T1", "qa@example.com", "smb"),
+    ], orders=[
+        order("O1", "C1", "2026-11-10 10:00:00", amount="100.00"),
+        order("O2", "C2", "2026-11-12 10:00:00", amount="200.00"),
+        order("O3", "C3", "2026-11-15 10:00:00", status="fulfilled", amount="300.00"),
+        order("O4", "T1", "2026-11-16 10:00:00", amount="400.00"),  # a test user's
+        order("O5", "C9", "2026-11-17 10:00:00", amount="50.00"),  # customer row not there yet
+        order("O6", "C1", "2026-11-18 10:00:00", status="cancelled", amount="60.00"),
+    ])
+    assert lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00").mode == FULL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-20")
+
+    # Night 2: a new order, an order cancelled weeks later, an amount corrected, a late order for
+    # an old date, a customer moving segment (their past orders are re-labelled).
+    lakehouse.land("2026-11-21 05:00:00", customers=[
+        customer("C2", "b@shop.io", "mid-market", updated_at="2026-11-21 04:00:00"),
+    ], orders=[
+        order("O7", "C1", "2026-11-20 10:00:00", amount="70.00"),
+        order("O1", "C1", "2026-11-10 10:00:00", status="cancelled", amount="100.00", updated_at="2026-11-21 04:00:00"),
+        order("O2", "C2", "2026-11-12 10:00:00", amount="250.00", updated_at="2026-11-21 04:00:00"),
+        order("O8", "C3", "2026-10-25 10:00:00", amount="80.00", ingested_at="2026-11-21 05:00:00"),
+    ])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-21")
+    assert mart_segments(lakehouse)["O2"] == "mid-market"
+
+    # Night 3: a customer becomes a test user (their orders leave), a customer row arrives after
+    # its order (unknown -> its segment), a cancelled order revives, and two revenue orders that
+    # cannot be published (no amount, no order_id) go to quarantine.
+    lakehouse.land("2026-11-22 05:00:00", customers=[
+        customer("C3", "c@shop.io", "consumer", is_test_user=True, updated_at="2026-11-22 04:00:00"),
+        customer("C9", "z@shop.io", "Enterprise ", updated_at="2026-11-22 04:00:00"),
+    ], orders=[
+        order("O6", "C1", "2026-11-18 10:00:00", amount="60.00", updated_at="2026-11-22 04:00:00"),
+        order("O9", "C1", "2026-11-21 10:00:00", amount=None),
+        order(None, "C1", "2026-11-21 11:00:00", amount="5.00"),
+    ])
+    assert lakehouse.run(config, "2026-11-22", "2026-11-22 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-22")
+    assert {"O3", "O8"}.isdisjoint(mart_segments(lakehouse)) and mart_segments(lakehouse)["O5"] == "enterprise"
+
+    # Night 4: a test user stops being one (their order comes back), the quarantined order gets
+    # its amount, an order moves to another date, and an old version of O2 lands late: the
+    # version already applied stays, because it is newer.
+    lakehouse.land("2026-11-23 05:00:00", customers=[
+        customer("T1", "qa@shop.io", "smb", updated_at="2026-11-23 04:00:00"),
+    ], orders=[
+        order("O9", "C1", "2026-11-21 10:00:00", amount="90.00", updated_at="2026-11-23 04:00:00"),
+        order("O7", "C1", "2026-11-19 23:00:00", amount="70.00", updated_at="2026-11-23 04:00:00"),
+        order("O2", "C2", "2026-11-12 10:00:00", amount="1.00", updated_at="2026-11-15 00:00:00"),
+    ])
+    assert lakehouse.run(config, "2026-11-23", "2026-11-23 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-23")
+
+    # The same night again, with nothing new: the mart is not touched at all.
+    before = lakehouse.mart_version()
+    assert lakehouse.run(config, "2026-11-23", "2026-11-23 08:00:00").mode == INCREMENTAL
+    assert lakehouse.mart_version() == before
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-23")
+
+    # Night 5: a row stamped before the last watermark lands late, within the look-back.
+    lakehouse.land("2026-11-24 05:00:00", orders=[
+        order("O10", "C1", "2026-11-22 09:00:00", amount="10.00", ingested_at="2026-11-23 02:00:00"),
+        order("O11", "C2", "2026-11-23 09:00:00", amount="11.00"),
+    ])
+    assert lakehouse.run(config, "2026-11-24", "2026-11-24 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-24")
+    assert {"O10", "O11"} <= set(mart_segments(lakehouse))
+
+    # --full-refresh on the same data gives the same mart.
+    incremental_mart = lakehouse.output(tables.MART)
+    assert lakehouse.run(config, "2026-11-24", "2026-11-24 08:00:00", full_refresh=True).mode == FULL
+    assert_df_equality(lakehouse.output(tables.MART), incremental_mart, ignore_row_order=True)
+
+
+@pytest.mark.slow
+def test_an_incremental_run_rewrites_only_the_partitions_of_changed_orders(lakehouse, config, caplog):
+    days = [dt.date(2026, 10, 1) + dt.timedelta(days=n) for n in range(50)]
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order(f"O{n}", "C1", f"{day} 10:00:00") for n, day in enumerate(days)])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+
+    lakehouse.land("2026-11-21 05:00:00", orders=[
+        order("O3", "C1", f"{days[3]} 10:00:00", status="cancelled", updated_at="2026-11-21 04:00:00"),
+        order("O40", "C1", f"{days[40]} 10:00:00", amount="41.00", updated_at="2026-11-21 04:00:00"),
+        order("NEW", "C1", "2026-11-20 10:00:00"),
+    ])
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+
+    commit = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART))).history(1).first()
+    assert commit["operation"] == "MERGE"
+    touched = {key: int(commit["operationMetrics"][key]) for key in (
+        "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numTargetFilesRemoved")}
+    assert touched == {"numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1,
+                       "numTargetFilesRemoved": 2}  # the two partitions of O3 and O40, of 50
+    assert "mart: incremental run" in caplog.text and "3 mart rows to insert, update or delete" in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["rule config", "raw overwritten", "customer state lost", "mart rewritten"])
+def test_a_run_rebuilds_from_scratch_when_the_state_cannot_be_trusted(lakehouse, config, change, caplog):
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order("O1", "C1", "2026-11-19 10:00:00"), order("O2", "C1", "2026-11-19 11:00:00")])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    reason = {
+        "rule config": "rule config changed",
+        "raw overwritten": "the watermark sees appends only",
+        "customer state lost": f"{tables.CUSTOMER_STATE} version 0 is unreadable",
+        "mart rewritten": "was not written by this job",
+    }[change]
+    if change == "rule config":
+        config = dataclasses.replace(config, rules=dataclasses.replace(config.rules, revenue_statuses=("completed",)))
+    elif change == "raw overwritten":  # an upstream reload rewrites an old row in place
+        lakehouse.spark.createDataFrame([order("O1", "C1", "2026-11-19 10:00:00", amount="1.00")], ORDERS_SCHEMA) \
+            .write.format("delta").mode("overwrite").save(str(lakehouse.root / tables.RAW_ORDERS))
+    elif change == "customer state lost":
+        shutil.rmtree(lakehouse.out / tables.CUSTOMER_STATE)
+    else:
+        lakehouse.spark.sql(f"DELETE FROM delta.`{lakehouse.out / tables.MART}` WHERE order_id = 'O2'")
+
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        assert lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00").mode == FULL
+    assert f"mart: full run ({reason}" in caplog.text or reason in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
+
+
+@pytest.mark.slow
+def test_a_crash_before_the_mart_commit_leaves_the_watermark_and_a_rerun_applies_the_batch(
+        lakehouse, config, monkeypatch):
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order("O1", "C1", "2026-11-19 10:00:00")])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    state_before = incremental.MartState.from_metadata(
+        io.history(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)))[0]["userMetadata"])
+
+    # The customer moves segment and a new order lands; the run dies after writing the customer
+    # state, before its MERGE commits.
+    lakehouse.land("2026-11-21 05:00:00", customers=[customer("C1", "a@shop.io", "enterprise",
+                                                              updated_at="2026-11-21 04:00:00")],
+                   orders=[order("O2", "C1", "2026-11-20 10:00:00")])
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed before the MERGE commit")
+
+    monkeypatch.setattr(io, "merge_by_key", crash)
+    with pytest.raises(KeyboardInterrupt):
+        lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")
+    history = io.history(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)))
+    assert incremental.MartState.from_metadata(history[0]["userMetadata"]) == state_before  # nothing moved
+    monkeypatch.undo()
+
+    lakehouse.run(config, "2026-11-21", "2026-11-21 07:30:00")
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+    assert set(mart_segments(lakehouse).values()) == {"enterprise"}
+    state = incremental.MartState.from_metadata(
+        io.history(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)))[0]["userMetadata"])
+    assert dt.datetime.fromisoformat(state.orders_watermark) == ts("2026-11-21 05:00:00")
+
+
+# --- deciding the mode: pure, no Spark ------------------------------------------------------------
+
+RULES = incremental.rule_inputs(["completed"], ["example.com"], "unknown", "UTC", "raw/o", "raw/c")
+
+
+def commit(version, operation="MERGE", metadata=None, **parameters):
+    return {"version": version, "operation": operation, "userMetadata": metadata, "operationParameters": parameters}
+
+
+def state(rules=RULES, raw_version=3):
+    return incremental.MartState("r1", INCREMENTAL, "2026-11-20T05:00:00.000000+00:00", 0, raw_version, rules)
+
+
+def test_a_mart_whose_newest_commit_carries_the_state_runs_incrementally():
+    decision = incremental.decide([commit(2, metadata=state().to_metadata())], RULES, full_refresh=False)
+    assert (decision.mode, decision.state) == (INCREMENTAL, state())
+
+
+def test_maintenance_commits_after_the_state_do_not_force_a_rebuild():
+    history = [commit(4, "OPTIMIZE"), commit(3, "VACUUM END"), commit(2, metadata=state().to_metadata())]
+    assert incremental.decide(history, RULES, full_refresh=False).mode == INCREMENTAL
+
+
+@pytest.mark.parametrize(("history", "rules", "full_refresh", "reason"), [
+    ([], RULES, False, "first run"),
+    ([commit(2, metadata=state().to_metadata())], RULES, True, "--full-refresh"),
+    ([commit(2, "WRITE", "a-plain-run-id")], RULES, False, "was not written by this job"),
+    ([commit(2, "OPTIMIZE")], RULES, False, "no watermark"),
+    ([commit(2, metadata=state().to_metadata())], {**RULES, "reporting_timezone": "Europe/Paris"}, False,
+     "rule config changed since run r1: reporting_timezone"),
+    ([commit(2, metadata=state(rules={**RULES, "mart_logic_version": 0}).to_metadata())], RULES, False,
+     "mart_logic_version"),
+])
+def test_a_run_rebuilds_when_the_state_is_missing_stale_or_asked_to(history, rules, full_refresh, reason):
+    decision = incremental.decide(history, rules, full_refresh)
+    assert decision.mode == FULL and reason in decision.reason
+
+
+@pytest.mark.parametrize(("raw_history", "rewrite"), [
+    ([commit(5, "WRITE", mode="Append"), commit(4, "OPTIMIZE"), commit(3, "WRITE", mode="Append")], None),
+    ([commit(4, "STREAMING UPDATE", outputMode="Append"), commit(3, "WRITE", mode="Append")], None),
+    ([commit(4, "WRITE", mode="Overwrite"), commit(3, "WRITE", mode="Append")], "version 4 was a WRITE Overwrite"),
+    ([commit(4, "DELETE"), commit(3, "WRITE", mode="Append")], "version 4 was a DELETE"),
+    ([commit(5, "WRITE", mode="Append")], "no longer lists"),
+    ([commit(2, "WRITE", mode="Append")], "went back from version 3 to 2"),
+])
+def test_raw_orders_changed_other_than_by_appends_is_seen(raw_history, rewrite):
+    assert incremental.raw_rewrite(3, raw_history) == rewrite or rewrite in incremental.raw_rewrite(3, raw_history)
+
+
+def test_the_state_reads_back_from_the_commit_metadata_and_names_its_run():
+    metadata = state().to_metadata()
+    assert incremental.MartState.from_metadata(metadata) == state()
+    assert incremental.run_id_of(metadata) == "r1" and incremental.run_id_of("plain-run") == "plain-run"
+    assert incremental.MartState.from_metadata("not json") is None
+    assert incremental.MartState.from_metadata(None) is None
+
+
+def test_changed_customers_are_those_whose_segment_or_test_flag_differs_or_who_came_or_went(spark):
+    schema = "customer_id string, customer_segment string, is_test_customer boolean"
+    before = spark.createDataFrame([("A", "smb", False), ("B", "smb", False), ("C", "smb", False),
+                                    ("D", "smb", False), ("E", None, None)], schema)
+    after = spark.createDataFrame([("A", "smb", False), ("B", "enterprise", False), ("C", "smb", True),
+                                   ("E", None, None), ("F", "smb", False)], schema)
+    changed = {row.customer_id for row in incremental.changed_customers(before, after).collect()}
+    assert changed == {"B", "C", "D", "F"}
+
+
+def test_mart_changes_hold_only_rows_that_differ_with_deletions_marked(spark):
+    schema = ", ".join(f"{c} {t}" for c, t in zip(transforms.MART_COLUMNS, (
+        "string", "string", "string", "timestamp", "date", "string", "decimal(18,2)", "timestamp", "timestamp")))
+    t0, d0 = ts("2026-11-20 10:00:00"), dt.date(2026, 11, 20)
+    row = lambda order_id, revenue, day=d0: (order_id, "C1", "smb", t0, day, "completed", Decimal(revenue), t0, t0)  # noqa: E731
+    current = spark.createDataFrame([row("same", "1.00"), row("updated", "2.00"), row("deleted", "3.00")], schema)
+    staged = spark.createDataFrame([row("same", "1.00"), row("updated", "2.50", dt.date(2026, 11, 21)),
+                                    row("inserted", "4.00")], schema)
+    changes = {r.order_id: (r._present, r._target_date, r.revenue)
+               for r in incremental.mart_changes(current, staged).collect()}
+    assert changes == {"updated": (True, d0, Decimal("2.50")), "deleted": (False, d0, None),
+                       "inserted": (True, None, Decimal("4.00"))}
