@@ -8,7 +8,7 @@ JARS_STAMP  := .ivy/.resolved
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: venv jars airflow-venv package demo test clean bench
+.PHONY: venv jars airflow-venv package demo test clean bench bench-layout
 
 $(STAMP): pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -48,5 +48,11 @@ test: jars $(AIRFLOW_STAMP)
 clean:
 	rm -rf build data spark-warehouse .pytest_cache
 
+# Benchmarks -> docs/benchmarks.md (bench/results/ keeps each scale's numbers). Defaults: 10M orders over
+# 365 days, every scenario; e.g. make bench BENCH_ARGS="--orders 50000000 --scenarios incremental,duckdb"
 bench: jars
-	$(PY) bench/bench_nightly.py --orders $(or $(ORDERS),5000000)
+	$(PY) bench/bench_nightly.py $(BENCH_ARGS)
+
+# Mart layout: partitioned vs liquid-clustered vs neither -> docs/mart_layout.md
+bench-layout: jars
+	$(PY) bench/layout.py $(LAYOUT_ARGS)

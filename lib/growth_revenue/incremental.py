@@ -192,17 +192,30 @@ def affected_orders(raw_orders: DataFrame, cutoff: dt.datetime | None, changed_c
             .select("order_id").distinct())
 
 
-def history_of(raw_orders: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,
-               changed_customer_ids: DataFrame) -> DataFrame:
+def history_of(raw_orders: DataFrame, affected: DataFrame, affected_range: tuple[str | None, str | None],
+               cutoff: dt.datetime | None, changed_customer_ids: DataFrame) -> DataFrame:
     """Every raw version of the affected orders, plus the touched rows without an order_id.
 
-    Rows without an order_id cannot be deduplicated (they are quarantined one by one), so only
-    the touched ones are recomputed; the others keep their place in quarantine_orders.
+    `affected_range` is (min, max) of the affected order ids (see key_range). Rows without an
+    order_id cannot be deduplicated (they are quarantined one by one), so only the touched ones
+    are recomputed; the others keep their place in quarantine_orders.
     """
-    versions = raw_orders.join(affected, "order_id", "left_semi")
+    versions = key_range(raw_orders, "order_id", *affected_range).join(affected, "order_id", "left_semi")
     unidentified = _with_changed_customer_flag(raw_orders.where(F.col("order_id").isNull()), changed_customer_ids)
     unidentified = unidentified.where(_touched(cutoff))
     return versions.unionByName(unidentified.select(*raw_orders.columns))
+
+
+def key_range(df: DataFrame, key: str, low: str | None, high: str | None) -> DataFrame:
+    """`df` cut to keys in [low, high] (none when there are none), as literals Delta can skip files with.
+
+    Only a pre-filter: the semi-join after it decides which rows match. It lets the scan skip the
+    files no key can be in, since raw files are written in landing order and recent orders sit
+    together; the incremental read of old history costs little when changes are recent.
+    """
+    if low is None:
+        return df.where(F.lit(False))
+    return df.where(F.col(key).between(F.lit(low), F.lit(high)))
 
 
 def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,

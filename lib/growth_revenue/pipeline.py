@@ -127,18 +127,23 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # two of them: the mart's commit carries the watermark it reflects, the report names the
         # mart version it was computed from, and every write replaces what it writes, so a rerun
         # converges (README "What happens when...").
+        # The report is a few rows, kept on the driver from here: the mart's MERGE below would
+        # otherwise drop its cache (it reads the mart) and have it recomputed for the write.
+        report_rows = report.orderBy(F.desc("revenue"), "customer_segment").collect()
+        report_frame = spark.createDataFrame(report_rows, report.schema)
         state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request), orders_version,
                              run_id)
         mart_version = publisher.mart(staged, state, decision.state)
         publisher.overwrite(quarantine, tables.QUARANTINE)
-        publisher.replace_snapshot(transforms.with_mart_version(report, mart_version), tables.REPORT, request.as_of)
+        publisher.replace_snapshot(transforms.with_mart_version(report_frame, mart_version), tables.REPORT,
+                                   request.as_of)
         publisher.append(dq_rows, tables.DQ_RESULTS)
         if history is not None:  # only published runs become the baseline the next run is compared with
             history.save(current)
             log.info("saved metrics for %s to %s", request.as_of, history.path)
 
-        report_rows = [row.asDict() for row in report.orderBy(F.desc("revenue"), "customer_segment").collect()]
-        return RunOutcome(EXIT_OK, run_id, results, report_rows, staged.mode, verify_seconds)
+        return RunOutcome(EXIT_OK, run_id, results, [row.asDict() for row in report_rows], staged.mode,
+                          verify_seconds)
     finally:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches.
         for frame in (profiles, report, *(staged.cached if staged else ())):
@@ -203,16 +208,15 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
     rules = config.rules
     classified, rule_effects = _observed(
         transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment))
-    mart = transforms.mart_orders(classified, rules.reporting_timezone).persist()
+    # One cached pass over the orders feeds both the mart and the quarantine.
+    counted = transforms.counted_orders(classified).persist()
+    mart = transforms.mart_orders(counted, rules.reporting_timezone)
     mart_rows = mart.count()
     quarantined = _log_rule_effects(rule_effects, mart_rows, "mart rows staged")
-    # Without a quarantined row, limit(0) lets Spark skip recomputing the staged orders; with
-    # some, they are computed once here rather than again at write time.
-    quarantine = transforms.quarantined_orders(classified)
-    quarantine = (quarantine if sum(quarantined.values()) else quarantine.limit(0)).persist()
+    quarantine = transforms.quarantined_orders(counted)
     (watermark,) = raw_orders.agg(_iso_instant(F.max("_ingested_at"))).first()
     return StagedMart(incremental.FULL, mart, mart, mart_rows, quarantine, quarantined, None, mart_rows, [],
-                      watermark, True, raw_orders, (mart, quarantine))
+                      watermark, True, raw_orders, (counted,))
 
 
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
@@ -226,19 +230,22 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
     changed_customers = incremental.changed_customers(previous_profiles, profiles).persist()
     affected = incremental.affected_orders(raw_orders, cutoff, changed_customers).persist()
-    history = incremental.history_of(raw_orders, affected, cutoff, changed_customers)
+    affected_range = tuple(affected.agg(F.min("order_id"), F.max("order_id")).first())
+    history = incremental.history_of(raw_orders, affected, affected_range, cutoff, changed_customers)
 
     classified, rule_effects = _observed(
         transforms.classify_orders(history, profiles, rules.revenue_statuses, rules.unknown_segment))
-    staged = transforms.mart_orders(classified, rules.reporting_timezone).persist()
+    counted = transforms.counted_orders(classified).persist()
+    staged = transforms.mart_orders(counted, rules.reporting_timezone)
     recomputed = staged.count()
     _log_rule_effects(rule_effects, recomputed, "mart rows recomputed")
 
     # The mart's current rows of those orders: first which partitions hold them (order_id only),
     # then those partitions alone.
     mart = io.read_output(spark, output.child(tables.MART))
-    target_dates = [row[0] for row in mart.select("order_id", "order_date").join(affected, "order_id", "left_semi")
-                    .select("order_date").distinct().collect()]
+    target_dates = [row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id",
+                                                            *affected_range)
+                    .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
     current = mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi").persist()
     changes = incremental.mart_changes(current, staged).persist()
     changed_rows = changes.count()
@@ -246,7 +253,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
 
     quarantine = incremental.untouched_quarantine(io.read_output(spark, output.child(tables.QUARANTINE)), affected,
                                                   cutoff, changed_customers)
-    quarantine = quarantine.unionByName(transforms.quarantined_orders(classified)).persist()
+    quarantine = quarantine.unionByName(transforms.quarantined_orders(counted)).persist()
     quarantined = dict.fromkeys(transforms.QUARANTINE_REASONS, 0) | {
         row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()}
 
@@ -263,7 +270,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
              config.incremental.lookback_hours, customers, affected.count(), changed_rows)
     return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
                       changed_rows, target_dates, newest, customers > 0, freshness_input,
-                      (changed_customers, affected, staged, current, changes, quarantine))
+                      (changed_customers, affected, counted, current, changes, quarantine))
 
 
 def _observed(classified: DataFrame) -> tuple[DataFrame, Observation]:

@@ -177,6 +177,11 @@ def _counts_as_revenue() -> Column:
     return F.col("is_revenue") & ~F.col("is_test_customer")
 
 
+def counted_orders(classified: DataFrame) -> DataFrame:
+    """Revenue orders of real customers: what the mart and the quarantine are both cut from."""
+    return classified.where(_counts_as_revenue())
+
+
 def mart_orders(classified: DataFrame, reporting_timezone: str) -> DataFrame:
     """Revenue orders of real customers that can be published, with only the columns downstream needs."""
     return classified.where(_counts_as_revenue() & F.col("quarantine_reason").isNull()).select(

@@ -1,0 +1,486 @@
+"""Stored benchmark results (one JSON file per data scale) and docs/benchmarks.md rendered from all of them.
+
+A bench run replaces, in its scale's file, the scenarios it ran and keeps the others, so the
+100M full rebuild, the 50M comparison and the 10M run can be separate invocations and still
+appear on one page. The targets are evaluated when the page is rendered, from what is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+MIB = 2**20
+DEFAULT_DAYS = 365
+
+SCENARIOS = {
+    "full": "full rebuild (`pipeline.run`, full_refresh)",
+    "incremental": "incremental nightly, {days}-day history",
+    "incremental30": "incremental nightly, 30-day history, same daily volume",
+    "report": "report alone (`revenue_by_segment` on the published mart)",
+    "naive": "naive Spark: the report straight from the raw tables",
+    "duckdb": "DuckDB, same rules: mart as Parquet + report",
+}
+SHORT_NAMES = {"full": "full rebuild", "incremental": "incremental nightly", "incremental30": "incremental (30 days)",
+               "report": "report alone", "naive": "naive Spark", "duckdb": "DuckDB"}
+JOB_REPORTS = ("full", "incremental", "report")  # the scenarios whose report is the job's, on the same data
+
+
+# --- storing ---------------------------------------------------------------------------------
+
+
+def scale_file(results: Path, scale: dict) -> Path:
+    return results / f"{_short(scale['orders'])}-orders_{_short(scale['customers'])}-customers_{scale['days']}-days.json"
+
+
+def _short(n: int) -> str:
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
+
+
+def store(results: Path, scale: dict, data: dict, scenarios: dict, invocation: dict) -> Path:
+    """Merges this invocation's results into its scale's file; returns the file."""
+    path = scale_file(results, scale)
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if stored.get("scale") != scale:  # other data (another as-of date): the old numbers no longer apply
+        stored = {"scale": scale, "data": {}, "scenarios": {}, "invocations": {}}
+    stored["data"].update(data)
+    stored["scenarios"].update({name: {**result, "invocation": invocation["at"]} for name, result in scenarios.items()})
+    stored["invocations"][invocation["at"]] = invocation
+    used = {result["invocation"] for result in stored["scenarios"].values()}
+    stored["invocations"] = {at: inv for at, inv in stored["invocations"].items() if at in used}
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored, indent=1) + "\n")
+    return path
+
+
+def load_all(results: Path) -> list[dict]:
+    scales = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    return sorted(scales, key=lambda s: (s["scale"]["orders"], s["scale"]["days"]))
+
+
+# --- reading a scale's results ---------------------------------------------------------------
+
+
+def runs(scale: dict, name: str) -> list[dict] | None:
+    """The timed runs of a scenario that completed, or None (not run, or failed)."""
+    result = scale["scenarios"].get(name)
+    return result["runs"] if result and result["runs"] and not result.get("error") else None
+
+
+def median_s(scale: dict, name: str) -> float | None:
+    done = runs(scale, name)
+    return statistics.median(r["seconds"] for r in done) if done else None
+
+
+def median_run(scale: dict, name: str) -> dict:
+    """The run with the median time (the lower middle one for an even count)."""
+    done = sorted(runs(scale, name), key=lambda r: r["seconds"])
+    return done[(len(done) - 1) // 2]
+
+
+def verify_share(scale: dict, name: str) -> float:
+    return statistics.median(r["verify_seconds"] / r["seconds"] for r in runs(scale, name))
+
+
+def report_bytes_share(scale: dict) -> float:
+    run = median_run(scale, "report")
+    return run["bytes_read"] / run["mart_bytes"]
+
+
+def _gib(memory: str) -> float:
+    """A JVM memory setting ('8g', '8192m') in GiB."""
+    units = {"k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
+    return float(memory[:-1]) * units[memory[-1].lower()] if memory[-1].lower() in units else int(memory) / 2**30
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    measured: str
+    limit: str
+    met: bool
+    how_much: str
+
+
+def ratio_verdict(value: float, limit: float, detail: str, fmt: str = "{:.2f}", strict: bool = False) -> Verdict:
+    met = value < limit if strict else value <= limit
+    how = (f"{1 - value / limit:.0%} headroom" if met
+           else f"{value / limit:.2f}x the limit, {value / limit - 1:.0%} over")
+    return Verdict(f"{fmt.format(value)} ({detail})", ("< " if strict else "≤ ") + fmt.format(limit), met, how)
+
+
+def time_ratio(numerator: str, denominator: str, limit: float, strict: bool = False) -> Callable[[dict], Verdict]:
+    """The verdict on median time of one scenario / median time of another."""
+    def verdict(scale: dict) -> Verdict:
+        a, b = median_s(scale, numerator), median_s(scale, denominator)
+        return ratio_verdict(a / b, limit, f"{a:.1f} s / {b:.1f} s", strict=strict)
+    return verdict
+
+
+def verdict_report_bytes(scale: dict) -> Verdict:
+    run = median_run(scale, "report")
+    return ratio_verdict(report_bytes_share(scale), 2 * run["window_days"] / scale["scale"]["days"],
+                         f"{run['bytes_read'] / MIB:.1f} of {run['mart_bytes'] / MIB:.1f} MiB", "{:.1%}")
+
+
+def verdict_verify_share(scale: dict) -> Verdict:
+    run = median_run(scale, "incremental")
+    return ratio_verdict(verify_share(scale, "incremental"), 0.15,
+                         f"{run['verify_seconds']:.1f} s of {run['seconds']:.1f} s", "{:.0%}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    text: str
+    orders: int  # the scale the target is stated at
+    needs: tuple[str, ...]  # scenarios it is computed from
+    verdict: Callable[[dict], Verdict]
+    limits: Callable[[dict], str]  # "what limits it", from the measurements
+
+    def measurable(self, scale: dict) -> bool:
+        if self.needs == ("full",):  # a failed run is a result for the memory target
+            return "full" in scale["scenarios"]
+        return all(runs(scale, name) for name in self.needs)
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
+
+
+def _work(run: dict) -> dict:
+    return run.get("spark", {"jobs": 0, "input_rows": 0, "shuffle_mib": 0.0, "output_rows": 0})
+
+
+def limits_incremental_vs_full(scale: dict) -> str:
+    inc, full = median_run(scale, "incremental"), median_run(scale, "full")
+    wi, wf = _work(inc), _work(full)
+    text = (f"The incremental nightly took {inc['seconds']:.1f} s, the full rebuild {full['seconds']:.1f} s. "
+            f"The incremental run read {wi['input_rows']:,} rows ({_pct(wi['input_rows'], wf['input_rows'])}"
+            f" of the full rebuild's), shuffled {wi['shuffle_mib']:.1f} MiB ({_pct(wi['shuffle_mib'], wf['shuffle_mib'])})"
+            f", wrote {wi['output_rows']:,} rows ({_pct(wi['output_rows'], wf['output_rows'])}) and ran "
+            f"{wi['jobs']} Spark jobs against {wf['jobs']}; its verification took {inc['verify_seconds']:.1f} s.")
+    if wf["input_rows"] and wi["input_rows"] / wf["input_rows"] > 0.25:
+        text += (" It reads more than a quarter of the rows the full rebuild reads: what it re-reads is the first "
+                 "thing to cut.")
+    else:
+        text += (" It reads a small share of the data, so the time left is per-run work that does not shrink with "
+                 "the change: Spark jobs, Delta commits and the gate's passes.")
+    if runs(scale, "incremental30"):
+        text += (f" On the 30-day history ({30 / scale['scale']['days']:.0%} of the history, the same new day) the "
+                 f"same run took {median_s(scale, 'incremental30'):.1f} s: about that much of it does not depend "
+                 "on the history.")
+    return text
+
+
+def limits_history_length(scale: dict) -> str:
+    a, b = median_run(scale, "incremental"), median_run(scale, "incremental30")
+    wa, wb = _work(a), _work(b)
+    days = scale["scale"]["days"]
+    text = (f"With {days} days of history the nightly took {a['seconds']:.1f} s, with 30 days {b['seconds']:.1f} s "
+            f"({a['seconds'] / b['seconds']:.2f}x for {days / 30:.1f}x the history). Rows read: "
+            f"{wa['input_rows']:,} against {wb['input_rows']:,}; rows written {wa['output_rows']:,} against "
+            f"{wb['output_rows']:,}; shuffled {wa['shuffle_mib']:.1f} against {wb['shuffle_mib']:.1f} MiB; "
+            f"verification {a['verify_seconds']:.1f} against {b['verify_seconds']:.1f} s.")
+    if wb["input_rows"] and wa["input_rows"] / wb["input_rows"] > 1.5:
+        text += (f" The rows read grow {wa['input_rows'] / wb['input_rows']:.1f}x with the history: some step "
+                 "still scans history-sized data rather than the new day's.")
+    return text
+
+
+def limits_report_bytes(scale: dict) -> str:
+    run = median_run(scale, "report")
+    dates = scale["scale"]["days"] + 1
+    text = (f"The report read {run['files_read']} of the mart's {run['mart_files']} files, "
+            f"{run['bytes_read'] / MIB:.1f} of {run['mart_bytes'] / MIB:.1f} MiB (the mart of the "
+            f"{run['mart_from']}); its window is {run['window_days']} of the mart's {dates} order dates "
+            f"({run['window_days'] / dates:.0%}).")
+    if run["files_read"] >= run["mart_files"]:
+        text += " No file was skipped: the read is not pruned to the window."
+    elif report_bytes_share(scale) > 2 * run["window_days"] / dates:
+        text += " The files it cannot skip hold more than the window's days."
+    return text
+
+
+def limits_verify_share(scale: dict) -> str:
+    run = median_run(scale, "incremental")
+    text = (f"Verification took {run['verify_seconds']:.1f} s of the {run['seconds']:.1f} s nightly "
+            f"(median share {verify_share(scale, 'incremental'):.0%}).")
+    if runs(scale, "incremental30"):
+        short = median_run(scale, "incremental30")
+        growth = run["verify_seconds"] / short["verify_seconds"]
+        text += (f" With 30 days of history it took {short['verify_seconds']:.1f} s of {short['seconds']:.1f} s "
+                 f"({growth:.1f}x for {scale['scale']['days'] / 30:.1f}x the history)"
+                 + (": it grows with the history, so it checks more than the day's change." if growth > 2 else "."))
+    if runs(scale, "full"):
+        text += f" The full rebuild's verification took {median_run(scale, 'full')['verify_seconds']:.1f} s."
+    return text
+
+
+def _versus_duckdb(scale: dict, name: str, label: str) -> str:
+    job, duck = median_run(scale, name), median_run(scale, "duckdb")
+    work = _work(job)
+    return (f"DuckDB ({duck['threads']} threads) wrote the mart ({duck['mart_rows']:,} rows, Parquet partitioned by "
+            f"order_date) in {duck['mart_seconds']:.1f} s and computed the report in {duck['report_seconds']:.1f} s, "
+            f"peak RSS {duck['peak_rss_mib']:,.0f} MiB. The {label} took {job['seconds']:.1f} s, of which "
+            f"verification {job['verify_seconds']:.1f} s, in {work['jobs']} Spark jobs that read "
+            f"{work['input_rows']:,} rows and shuffled {work['shuffle_mib']:.1f} MiB; JVM peak RSS "
+            f"{job['peak_rss_mib']:,.0f} MiB. Beyond the rules the job stages and verifies the data, writes "
+            "quarantine_orders and dq_check_results, and commits every table to Delta; DuckDB does none of that.")
+
+
+def limits_full_memory(scale: dict) -> str:
+    result = scale["scenarios"]["full"]
+    invocation = scale["invocations"][result["invocation"]]
+    if result.get("error"):
+        return (f"The full rebuild failed with driver memory {invocation['driver_memory']}: {result['error']}")
+    run = median_run(scale, "full")
+    return (f"The full rebuild completed in {run['seconds']:.0f} s with driver memory {invocation['driver_memory']} "
+            f"(the JVM heap limit); the JVM's peak resident memory, heap plus off-heap and native buffers, was "
+            f"{run['peak_rss_mib'] / 1024:.1f} GiB.")
+
+
+def verdict_full_memory(scale: dict) -> Verdict:
+    result = scale["scenarios"]["full"]
+    memory = scale["invocations"][result["invocation"]]["driver_memory"]
+    if result.get("error"):
+        return Verdict("failed", "completes, ≤ 8 GiB", False, result["error"].splitlines()[0][:120])
+    run = median_run(scale, "full")
+    within = _gib(memory) <= 8
+    return Verdict(f"completed in {run['seconds']:.0f} s with driver memory {memory} (JVM peak RSS "
+                   f"{run['peak_rss_mib'] / 1024:.1f} GiB)", "completes, ≤ 8 GiB", within,
+                   "" if within else f"driver memory {memory} is over 8 GiB")
+
+
+TARGETS = [
+    Target("Incremental nightly ≤ 0.25 × full rebuild", 10_000_000, ("incremental", "full"),
+           time_ratio("incremental", "full", 0.25), limits_incremental_vs_full),
+    Target("Incremental nightly with 365 days of history ≤ 1.5 × the same with 30 days", 10_000_000,
+           ("incremental", "incremental30"), time_ratio("incremental", "incremental30", 1.5), limits_history_length),
+    Target("Report reads ≤ 2 × 30/365 of the mart's bytes", 10_000_000, ("report",), verdict_report_bytes,
+           limits_report_bytes),
+    Target("Verification ≤ 15% of the nightly wall time", 10_000_000, ("incremental",), verdict_verify_share,
+           limits_verify_share),
+    Target("Full rebuild ≤ 5 × DuckDB on the same data and rules", 10_000_000, ("full", "duckdb"),
+           time_ratio("full", "duckdb", 5), lambda s: _versus_duckdb(s, "full", "full rebuild")),
+    Target("At 50M orders of history the incremental nightly finishes before DuckDB's full recompute", 50_000_000,
+           ("incremental", "duckdb"), time_ratio("incremental", "duckdb", 1.0, strict=True),
+           lambda s: _versus_duckdb(s, "incremental", "incremental nightly")),
+    Target("A 100M-order full rebuild completes on this machine with driver memory ≤ 8 GiB", 100_000_000, ("full",),
+           verdict_full_memory, limits_full_memory),
+]
+
+
+def _scale_for(target: Target, scales: list[dict]) -> tuple[dict, bool] | None:
+    """The scale the target is stated at if measured there, else the largest measured one (flagged)."""
+    stated = [s for s in scales if s["scale"]["orders"] == target.orders and s["scale"]["days"] == DEFAULT_DAYS
+              and target.measurable(s)]
+    if stated:
+        return stated[0], True
+    measurable = [s for s in scales if target.measurable(s)]
+    return (measurable[-1], False) if measurable else None
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+RERUN = """```sh
+make bench          # 10M orders over 365 days, every scenario
+.venv/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
+.venv/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
+```"""
+
+
+METHOD = """How it measures:
+
+- Data (`bench/raw_data.py`): `--orders` orders spread evenly over `--days` days of history, one customer
+  per ten orders; ~10% of orders have a second version, 1% no customer, 2% a customer whose row has not
+  arrived (an orphan), and a few no order_id, order_ts or amount. Then one new day, one more Delta commit
+  landing before the 07:00 run: the day's orders and, each ~1% of the daily volume, cancellations of
+  2-8-week-old orders, corrected amounts, late orders, segment moves, new test users and customer rows for
+  orphans. Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
+  30-day history has the same daily volume and the same kind of new day.
+- Each scenario runs `--repeat` times in one process and one SparkSession; the table shows the median,
+  min and max wall time. The incremental runs start from a restored copy of the previous night's outputs
+  (a full run on the history alone, not timed).
+- The peers read the same raw Parquet files (the Delta tables' current files). The naive Spark query
+  computes the report from raw every time; DuckDB runs in this Python process with one thread per core
+  and a memory limit of 80% of the memory available when it starts (the idle JVM keeps its heap),
+  spilling beyond it, and writes the mart as Parquet partitioned by order_date before the report.
+- Peak RSS: the kernel's high-water mark (VmHWM), reset before each run, of the JVM for the Spark
+  scenarios and of this Python process for DuckDB; the most of any run. Rows read, shuffled and written:
+  summed over the Spark stages of the median run's jobs; rows read include the Delta logs and blocks
+  read from Spark's cache. Verification: `RunOutcome.verify_seconds`. Report files and bytes: the scan's
+  own metrics (`growth_revenue.scanstats`) against the mart's DESCRIBE DETAIL.
+- Wall-clock time on a 2-core machine that may be shared with other runs (see each run's load average):
+  compare rows of the same run, and read differences of a few seconds as noise."""
+
+
+def render(scales: list[dict]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bench/bench_nightly.py` from the results in `bench/results/` (one JSON file per data scale; "
+        "a bench run replaces the scenarios it ran and keeps the others). Rerun:",
+        "",
+        RERUN,
+        "",
+        METHOD,
+        "",
+        *render_targets(scales),
+    ]
+    if scales:
+        lines += ["", *render_machine(scales)]
+    for scale in reversed(scales):
+        lines += ["", *render_scale(scale)]
+    return "\n".join(lines) + "\n"
+
+
+def render_targets(scales: list[dict]) -> list[str]:
+    lines = ["## Targets", "",
+             "| target | stated at | measured at | measured | limit | verdict |",
+             "|---|---|---|---|---|---|"]
+    limits = []
+    for target in TARGETS:
+        found = _scale_for(target, scales)
+        if found is None:
+            lines.append(f"| {target.text} | {target.orders:,} orders | not measured: run `--orders {target.orders} "
+                         f"--scenarios {','.join(target.needs)}` | - | - | - |")
+            continue
+        scale, on_scale = found
+        verdict = target.verdict(scale)
+        where = f"{scale['scale']['orders']:,} orders" + ("" if on_scale else " ⚠")
+        ruling = ("met" if verdict.met else "**NOT met**") + (f": {verdict.how_much}" if verdict.how_much else "")
+        lines.append(f"| {target.text} | {target.orders:,} orders | {where} | {verdict.measured} | "
+                     f"{verdict.limit} | {ruling} |")
+        limits.append(f"- **{target.text}** ({where}; {'met' if verdict.met else 'NOT met'}): {target.limits(scale)}")
+    if any("⚠" in line for line in lines):
+        lines += ["", "⚠ not measured at the stated scale: the figure is from the largest scale that has it, for "
+                      "orientation only."]
+    lines += ["", "### What limits it", "", *(limits or ["Nothing measured yet."])]
+    return lines
+
+
+def render_machine(scales: list[dict]) -> list[str]:
+    invocations = [inv for s in scales for inv in s["invocations"].values()]
+    m = max(invocations, key=lambda inv: inv["at"])["machine"]
+    return ["## Machine (latest run)", "",
+            f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']:.1f} GiB RAM, {m['os']}",
+            f"- Java {m['java']}, Spark {m['spark']}, Delta {m['delta']}, DuckDB {m['duckdb']}, "
+            f"deltalake {m['deltalake']}, Python {m['python']}"]
+
+
+def render_scale(scale: dict) -> list[str]:
+    shape = scale["scale"]
+    lines = [f"## {shape['orders']:,} orders, {shape['customers']:,} customers, {shape['days']} days of history",
+             "", "Runs:", ""]
+    for inv in sorted(scale["invocations"].values(), key=lambda inv: inv["at"]):
+        names = ", ".join(n for n, r in scale["scenarios"].items() if r["invocation"] == inv["at"])
+        lines.append(f"- {inv['at']}, git {inv['git']}, load average {inv['load_start']:.2f} at start, "
+                     f"{inv['load_end']:.2f} at end; driver memory {inv['driver_memory']}, shuffle partitions "
+                     f"{inv['shuffle_partitions']}, look-back {inv['lookback_hours']} h; scenarios {names}: "
+                     f"`{inv['command']}`")
+    lines += ["", *render_data(scale), "", *render_timings(scale), "", *render_checks(scale)]
+    return lines
+
+
+def render_data(scale: dict) -> list[str]:
+    variants = [scale["data"][key] for key in sorted(scale["data"], key=int, reverse=True)]
+    if not variants:
+        return []
+    header = " | ".join(f"{v['days']}-day history" for v in variants)
+    lines = [f"| data | {header} |", "|---|" + "---:|" * len(variants)]
+
+    def row(label: str, cell: Callable[[dict], str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(v) for v in variants) + " |")
+
+    row("orders in the history (per day)", lambda v: f"{v['orders']:,} ({v['orders'] // v['days']:,})")
+    row("customers", lambda v: f"{v['customers']:,}")
+    for table in ("raw_orders", "raw_customers"):
+        row(f"{table} rows: history + new day",
+            lambda v, t=table: f"{v[t]['history_rows']:,} + {v[t]['new_day_rows']:,}")
+        row(f"{table} files, size", lambda v, t=table: f"{v[t]['files']}, {v[t]['bytes'] / MIB:,.0f} MiB")
+    for kind in variants[0]["new_day"]:
+        row(f"new day: {kind}", lambda v, k=kind: f"{v['new_day'][k]:,}")
+    row("generated (Spark, Delta writes)", lambda v: f"{v['generation_s']:.0f} s, {v['generated_at']}")
+    return lines
+
+
+def _scenario_label(name: str, scale: dict) -> str:
+    return SCENARIOS[name].format(days=scale["scale"]["days"])
+
+
+def render_timings(scale: dict) -> list[str]:
+    lines = ["| scenario | median s | min / max s | runs | peak RSS MiB | rows read | shuffled MiB | rows written "
+             "| Spark jobs | notes |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name in SCENARIOS:
+        result = scale["scenarios"].get(name)
+        if result is None:
+            continue
+        label = _scenario_label(name, scale)
+        done = runs(scale, name)
+        if not done:
+            lines.append(f"| {label} | - | - | {len(result['runs'])} | - | - | - | - | - | "
+                         f"FAILED: {result['error'].splitlines()[0][:200]} |")
+            continue
+        seconds = [r["seconds"] for r in done]
+        run = median_run(scale, name)
+        work = run.get("spark")
+        spark_cells = (f"{work['input_rows']:,} | {work['shuffle_mib']:,.1f} | {work['output_rows']:,} | {work['jobs']}"
+                       if work else "- | - | - | -")
+        lines.append(f"| {label} | {statistics.median(seconds):.1f} | {min(seconds):.1f} / {max(seconds):.1f} | "
+                     f"{len(seconds)} | {max(r['peak_rss_mib'] for r in done):,.0f} | {spark_cells} | "
+                     f"{_notes(name, scale, run, result)} |")
+    return lines
+
+
+def _notes(name: str, scale: dict, run: dict, result: dict) -> str:
+    if name in ("full", "incremental", "incremental30"):
+        note = f"verification {run['verify_seconds']:.1f} s ({run['verify_seconds'] / run['seconds']:.0%})"
+        if "setup" in result:
+            note += f"; the previous night's full run (setup, not timed) {result['setup']['seconds']:.1f} s"
+        return note + f"; mart {run['mart_rows']:,} rows"
+    if name == "report":
+        return (f"read {run['files_read']} of {run['mart_files']} files, {run['bytes_read'] / MIB:.1f} of "
+                f"{run['mart_bytes'] / MIB:.1f} MiB ({report_bytes_share(scale):.1%}); the mart of the "
+                f"{run['mart_from']}")
+    if name == "duckdb":
+        return (f"mart {run['mart_seconds']:.1f} s + report {run['report_seconds']:.1f} s; {run['threads']} threads, "
+                f"memory limit {run['memory_limit']}; mart {run['mart_rows']:,} rows")
+    return ""
+
+
+def render_checks(scale: dict) -> list[str]:
+    """Do the job, the naive query and DuckDB agree on the same data? (The 30-day variant is other data.)"""
+    reports = {name: [r["report"] for r in runs(scale, name)] for name in ("full", "incremental", "report", "naive",
+                                                                           "duckdb") if runs(scale, name)}
+    lines = ["Cross-checks on the same data:", ""]
+    if reports:
+        reference = next(iter(reports.values()))[0]
+        same = {name: all(r == reference for r in rs) for name, rs in reports.items()}
+        labels = ", ".join(f"{SHORT_NAMES[n]} {'same' if ok else 'DIFFERENT'}" for n, ok in same.items())
+        total = sum(float(row[1]) for row in reference)
+        lines.append(f"- The 30-day report ({len(reference)} segments, revenue {total:,.2f} by the "
+                     f"{SHORT_NAMES[next(iter(reports))]}), every run of each scenario: {labels}.")
+    job = [n for n in JOB_REPORTS if n in reports]
+    if "duckdb" in reports:
+        if job:
+            agrees = all(r == reports["duckdb"][0] for n in job for r in reports[n])
+            lines.append(f"- DuckDB's report matches the job's: {'yes' if agrees else 'NO'} "
+                         f"(segments, revenue, order_count, customer_count; against the "
+                         f"{', '.join(SHORT_NAMES[n] for n in job)}).")
+        else:
+            lines.append("- DuckDB's report matches the job's: not checked (no job run at this scale).")
+    marts = {name: runs(scale, name)[-1]["mart_rows"] for name in ("full", "incremental", "duckdb") if runs(scale, name)}
+    if marts:
+        agree = "the same" if len(set(marts.values())) == 1 else "DIFFERENT"
+        lines.append("- Mart rows: " + ", ".join(f"{SHORT_NAMES[n]} {rows:,}" for n, rows in marts.items())
+                     + f" ({agree}).")
+    return lines

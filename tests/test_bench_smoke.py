@@ -1,0 +1,44 @@
+"""The benchmark harness end to end at a tiny scale, so it keeps working between real benchmark runs.
+
+No timing is asserted: timings live in docs/benchmarks.md, measured at real scales. This checks
+that every scenario runs, the page has every row, and DuckDB's report equals the job's.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from demo import ROOT, job_env, small_job_config
+
+SCENARIO_ROWS = (
+    "| full rebuild",
+    "| incremental nightly, 40-day history",
+    "| incremental nightly, 30-day history",
+    "| report alone",
+    "| naive Spark",
+    "| DuckDB",
+)
+
+
+@pytest.mark.slow
+def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
+    doc, results = tmp_path / "benchmarks.md", tmp_path / "results"
+    command = [sys.executable, str(ROOT / "bench" / "bench_nightly.py"),
+               "--orders", "3000", "--customers", "300", "--days", "40", "--repeat", "1", "--driver-memory", "1g",
+               "--config", str(small_job_config(tmp_path / "job.yaml")), "--out", str(tmp_path / "bench"),
+               "--results", str(results), "--doc", str(doc)]
+    completed = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=900)
+
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    text = doc.read_text()
+    targets = text.split("## Targets", 1)[1].split("### What limits it", 1)[0]
+    target_rows = [line for line in targets.splitlines() if line.startswith("| ") and "orders |" in line]
+    assert len(target_rows) == 7 and all("met" in row for row in target_rows), targets
+    for label in SCENARIO_ROWS:
+        row = next((line for line in text.splitlines() if line.startswith(label)), None)
+        assert row is not None and "FAILED" not in row, f"{label}: {row}"
+    assert "DuckDB's report matches the job's: yes" in text
+    stored = json.loads(next(results.glob("*.json")).read_text())
+    assert set(stored["scenarios"]) == {"full", "incremental", "incremental30", "report", "naive", "duckdb"}
