@@ -128,12 +128,12 @@ def test_a_failed_gate_leaves_both_tables_at_their_previous_version(spark, confi
 
 def test_a_test_user_order_leaking_past_the_filter_blocks_publishing(spark, config, lakehouse, monkeypatch):
     _, root = lakehouse
-    real_mart_orders = transforms.mart_orders
+    real_counted_orders = transforms.counted_orders
 
-    def leaky(classified, tz):  # a broken filter, on purpose
-        return real_mart_orders(classified.withColumn("is_test_customer", transforms.F.lit(False)), tz)
+    def leaky(classified):  # a broken test-user filter, on purpose
+        return real_counted_orders(classified.withColumn("is_test_customer", transforms.F.lit(False)))
 
-    monkeypatch.setattr(transforms, "mart_orders", leaky)
+    monkeypatch.setattr(transforms, "counted_orders", leaky)
     outcome = run_job(spark, config, root)
     assert outcome.exit_code == EXIT_QUALITY_GATE
     assert version(spark, root, tables.MART) is None and version(spark, root, tables.REPORT) is None
