@@ -86,16 +86,6 @@ class MartState:
         return dt.datetime.fromisoformat(self.orders_watermark) if self.orders_watermark else None
 
 
-def run_id_of(user_metadata: str | None) -> str | None:
-    """The run id a commit was tagged with: plain text, or inside a MartState's JSON."""
-    if user_metadata is None or not user_metadata.startswith("{"):
-        return user_metadata
-    try:
-        return json.loads(user_metadata).get("run_id")
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class Decision:
     mode: str
