@@ -142,8 +142,15 @@ def render(args, results: list[Measured], changes: int) -> str:
         lines.append(f"| {r.layout} | {r.write_s:.1f} | {r.files:,} | {r.bytes / mib:,.1f} | {r.report_s:.2f} | "
                      f"{r.report_files:,} | {r.report_bytes / mib:,.1f} | {r.report_bytes / r.bytes:.1%} | "
                      f"{r.merge_s:.1f} | {r.merge_files_rewritten:,} |")
-    lines += ["", f"Target: the report reads at most 2 × 30/{args.days} = {2 * 30 / args.days:.1%} of the mart's "
-              "bytes.", ""]
+    limit = 2 * 30 / args.days
+    meeting = [r.layout for r in results if r.report_bytes <= limit * r.bytes]
+    lines += ["", f"Target: the report reads at most 2 × 30/{args.days} = {limit:.1%} of the mart's bytes; "
+              f"met by: {', '.join(meeting) or 'none'}.", "",
+              "Why the mart stays partitioned: OPTIMIZE on a liquid-clustered table packs rows into files of "
+              "up to `delta.targetFileSize` (1 GB by default), so a mart smaller than that is one file and "
+              "every report reads all of it; clustering prunes only once the mart spans many target-sized "
+              "files. Partitions also bound what the nightly MERGE reads and rewrites to the touched dates.",
+              ""]
     return "\n".join(lines)
 
 
