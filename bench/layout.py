@@ -147,7 +147,7 @@ def render(args, results: list[Measured], changes: int) -> str:
     lines += ["", f"Target: the report reads at most 2 × 30/{args.days} = {limit:.1%} of the mart's bytes; "
               f"met by: {', '.join(meeting) or 'none'}.", "",
               "Why the mart stays partitioned: OPTIMIZE on a liquid-clustered table packs rows into files of "
-              "up to `delta.targetFileSize` (1 GB by default), so a mart smaller than that is one file and "
+              "up to `spark.databricks.delta.optimize.maxFileSize` (1 GB by default), so a mart smaller than that is one file and "
               "every report reads all of it; clustering prunes only once the mart spans many target-sized "
               "files. Partitions also bound what the nightly MERGE reads and rewrites to the touched dates.",
               ""]
