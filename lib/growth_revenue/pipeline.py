@@ -127,10 +127,10 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # two of them: the mart's commit carries the watermark it reflects, the report names the
         # mart version it was computed from, and every write replaces what it writes, so a rerun
         # converges (README "What happens when...").
-        # The report is a few rows, kept on the driver from here: the mart's MERGE below would
-        # otherwise drop its cache (it reads the mart) and have it recomputed for the write.
-        report_rows = report.orderBy(F.desc("revenue"), "customer_segment").collect()
-        report_frame = spark.createDataFrame(report_rows, report.schema)
+        # The report is checkpointed (in the JVM: no Python on executors): the mart's MERGE below
+        # would otherwise drop its cache (it reads the mart) and have it recomputed for the write.
+        report_frame = report.localCheckpoint(eager=True)
+        report_rows = report_frame.orderBy(F.desc("revenue"), "customer_segment").collect()
         state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request), orders_version,
                              run_id)
         mart_version = publisher.mart(staged, state, decision.state)
