@@ -73,8 +73,7 @@ class Location:
 def raw_version(spark: SparkSession, location: Location) -> int | None:
     """The current Delta version of a raw table, None when it is not a Delta table (Parquet, a view)."""
     try:
-        table = delta_table(spark, location)
-        return None if table is None else table.history(1).select("version").first()[0]
+        return version_of(spark, location)
     except (AnalysisException, ValueError):  # a catalog table that is not Delta, or no table at all
         return None
 
@@ -85,7 +84,7 @@ def read_raw(spark: SparkSession, location: Location, table: str, version: int |
     `version` pins a Delta table to one version, so every pass of a run (the changed rows, their
     history, the watermark) sees the same rows while upstream keeps appending.
     """
-    reader = spark.read.format("delta") if version is None else spark.read.format("delta").option("versionAsOf", version)
+    reader = _delta_reader(spark, version)
     try:
         if location.name is not None:
             df = (spark.read if version is None else reader).table(location.quoted_name)
@@ -120,10 +119,13 @@ def _first_line(exc: Exception) -> str:
 
 def read_output(spark: SparkSession, location: Location, version: int | None = None) -> DataFrame:
     """One of the job's own Delta tables, at `version` when given (time travel)."""
-    reader = spark.read.format("delta")
-    if version is not None:
-        reader = reader.option("versionAsOf", version)
+    reader = _delta_reader(spark, version)
     return reader.table(location.quoted_name) if location.name is not None else reader.load(location.path)
+
+
+def _delta_reader(spark: SparkSession, version: int | None):
+    reader = spark.read.format("delta")
+    return reader if version is None else reader.option("versionAsOf", version)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -146,9 +148,9 @@ def version_of(spark: SparkSession, location: Location) -> int | None:
 
 def last_commit(spark: SparkSession, location: Location) -> tuple[int, int | None]:
     """(version, rows written) of the table's latest commit, from the Delta log alone."""
-    commit = delta_table(spark, location).history(1).select("version", "operationMetrics").first()
-    written = (commit["operationMetrics"] or {}).get("numOutputRows")
-    return commit["version"], int(written) if written is not None else None
+    row = delta_table(spark, location).history(1).select("version", "operationMetrics").first()
+    written = (row["operationMetrics"] or {}).get("numOutputRows")
+    return row["version"], int(written) if written is not None else None
 
 
 def _save(writer, location: Location) -> None:
