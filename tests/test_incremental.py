@@ -170,11 +170,23 @@ def test_daily_incremental_runs_equal_a_full_rebuild_through_every_change_kind(l
     assert_df_equality(lakehouse.output(tables.MART), incremental_mart, ignore_row_order=True)
 
 
+def with_deletion_vectors(config, enabled: bool):
+    return dataclasses.replace(config, incremental=dataclasses.replace(config.incremental, deletion_vectors=enabled))
+
+
+def mart_properties(lakehouse) -> dict[str, str]:
+    table = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)))
+    return table.detail().select("properties").first()[0]
+
+
 @pytest.mark.slow
-def test_an_incremental_run_rewrites_only_the_partitions_of_changed_orders(lakehouse, config, caplog):
+@pytest.mark.parametrize("deletion_vectors", [True, False], ids=["deletion-vectors", "copy-on-write"])
+def test_an_incremental_run_touches_only_the_files_of_changed_orders(lakehouse, config, caplog, deletion_vectors):
+    config = with_deletion_vectors(config, deletion_vectors)
     days = [dt.date(2026, 10, 1) + dt.timedelta(days=n) for n in range(50)]
     lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
-                   orders=[order(f"O{n}", "C1", f"{day} 10:00:00") for n, day in enumerate(days)])
+                   orders=[order(f"{prefix}{n}", "C1", f"{day} 10:00:00")
+                           for n, day in enumerate(days) for prefix in "OP"])  # two orders, one file, per date
     lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
 
     lakehouse.land("2026-11-21 05:00:00", orders=[
@@ -188,10 +200,34 @@ def test_an_incremental_run_rewrites_only_the_partitions_of_changed_orders(lakeh
     commit = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART))).history(1).first()
     assert commit["operation"] == "MERGE"
     touched = {key: int(commit["operationMetrics"][key]) for key in (
-        "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numTargetFilesRemoved")}
+        "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numTargetFilesRemoved",
+        "numTargetDeletionVectorsAdded")}
+    # O3 and O40's files, of 50: marked by a deletion vector each, or rewritten with P3 and P40.
     assert touched == {"numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1,
-                       "numTargetFilesRemoved": 2}  # the two partitions of O3 and O40, of 50
+                       "numTargetFilesRemoved": 0 if deletion_vectors else 2,
+                       "numTargetDeletionVectorsAdded": 2 if deletion_vectors else 0}
     assert "mart: incremental run" in caplog.text and "3 mart rows to insert, update or delete" in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+
+@pytest.mark.slow
+def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_stays_incremental(
+        lakehouse, config):
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order("O1", "C1", "2026-11-19 10:00:00")])
+    lakehouse.run(with_deletion_vectors(config, False), "2026-11-20", "2026-11-20 07:00:00")
+    assert pipeline.DELETION_VECTORS not in mart_properties(lakehouse)
+
+    rebuild = lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00", full_refresh=True)
+    assert mart_properties(lakehouse)[pipeline.DELETION_VECTORS] == "true"
+    # The property went in a commit of its own, tagged with the run id only: it never claims the data.
+    upgrade, write = io.history(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)), 2)[::-1]
+    assert (upgrade["operation"], upgrade["userMetadata"]) == ("SET TBLPROPERTIES", rebuild.run_id)
+    assert json.loads(write["userMetadata"])["run_id"] == rebuild.run_id
+
+    lakehouse.land("2026-11-21 05:00:00", orders=[order("O1", "C1", "2026-11-19 10:00:00", status="cancelled",
+                                                        updated_at="2026-11-21 04:00:00")])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
     assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
 
 

@@ -47,6 +47,7 @@ class Publish:
 @dataclass(frozen=True)
 class Incremental:
     lookback_hours: float
+    deletion_vectors: bool
 
 
 @dataclass(frozen=True)

@@ -168,12 +168,26 @@ def _writer(df: DataFrame, mode: str, user_metadata: str | None):
 
 
 def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = (),
-              user_metadata: str | None = None) -> None:
-    """Replace the whole table in one Delta commit (readers see old or new, never half)."""
+              user_metadata: str | None = None, properties: dict[str, str] | None = None,
+              run_id: str | None = None) -> None:
+    """Replace the whole table in one Delta commit (readers see old or new, never half).
+
+    `properties` are Delta table properties the table must have. A new table is created with
+    them; an existing one lacking them gets them in a commit of its own first, tagged `run_id`
+    only, so a crash in between leaves no commit that claims this run's data.
+    """
+    existing = delta_table(df.sparkSession, location) if properties else None
+    if existing is not None:
+        current = existing.detail().select("properties").first()[0] or {}
+        if missing := {key: value for key, value in properties.items() if current.get(key) != value}:
+            with _commit_metadata(df.sparkSession, run_id or ""):
+                _set_properties(df.sparkSession, location, missing)
     if partition_by:
         # One task per partition value: a few files per date instead of one per date per task.
         df = df.repartition(*partition_by)
     writer = _writer(df, "overwrite", user_metadata).option("overwriteSchema", "true")
+    for key, value in (properties or {}).items():
+        writer = writer.option(key, value)  # applied when the write creates the table
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     _save(writer, location)
@@ -215,9 +229,15 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
 
 def record_metadata(spark: SparkSession, location: Location, user_metadata: str) -> None:
     """A commit that changes no data and carries `user_metadata` (a watermark that moved alone)."""
-    target = location.quoted_name if location.name is not None else f"delta.`{location.path.replace('`', '``')}`"
     with _commit_metadata(spark, user_metadata):
-        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('growth_revenue.state_recorded' = 'true')")
+        _set_properties(spark, location, {"growth_revenue.state_recorded": "true"})
+
+
+def _set_properties(spark: SparkSession, location: Location, properties: dict[str, str]) -> None:
+    """One ALTER TABLE commit; keys and values are the job's own constants, never input."""
+    target = location.quoted_name if location.name is not None else f"delta.`{location.path.replace('`', '``')}`"
+    assignments = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+    spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({assignments})")
 
 
 @contextlib.contextmanager

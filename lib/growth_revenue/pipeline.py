@@ -315,23 +315,29 @@ def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -
     return EXIT_QUALITY_GATE if failed else EXIT_OK
 
 
+DELETION_VECTORS = "delta.enableDeletionVectors"
+
+
 class _Publisher:
     """Writes one run's outputs: each write tagged with the run id and retried on a Delta conflict."""
 
     def __init__(self, spark: SparkSession, config: Config, output: Location, run_id: str):
         self._spark, self._output, self._run_id = spark, output, run_id
         self._retries, self._backoff = config.publish.conflict_retries, config.publish.conflict_backoff_seconds
+        # Deletion vectors let a MERGE mark replaced rows instead of rewriting their files.
+        self._mart_properties = {DELETION_VECTORS: "true"} if config.incremental.deletion_vectors else {}
 
     def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = (),
-                  user_metadata: str | None = None) -> int:
+                  user_metadata: str | None = None, properties: dict[str, str] | None = None) -> int:
         metadata = user_metadata or self._run_id
-        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, metadata))
+        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, metadata, properties,
+                                                                    self._run_id))
 
     def mart(self, staged: StagedMart, state: incremental.MartState, previous: incremental.MartState | None) -> int:
         """The staged mart change and the state it reflects, in one commit; the mart's version after it."""
         metadata = state.to_metadata()
         if staged.mode == incremental.FULL:
-            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata)
+            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self._mart_properties)
         if staged.changed_rows:
             return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
                 staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
