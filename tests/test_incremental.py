@@ -175,8 +175,7 @@ def with_deletion_vectors(config, enabled: bool):
 
 
 def mart_properties(lakehouse) -> dict[str, str]:
-    table = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)))
-    return table.detail().select("properties").first()[0]
+    return io.table_properties(io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART))))
 
 
 @pytest.mark.slow

@@ -138,6 +138,10 @@ def delta_table(spark: SparkSession, location: Location) -> DeltaTable | None:
     return DeltaTable.forPath(spark, location.path) if DeltaTable.isDeltaTable(spark, location.path) else None
 
 
+def table_properties(table: DeltaTable) -> dict[str, str]:
+    return table.detail().select("properties").first()[0] or {}
+
+
 def version_of(spark: SparkSession, location: Location) -> int | None:
     """Current Delta version of the table, None if it does not exist."""
     table = delta_table(spark, location)
@@ -178,7 +182,7 @@ def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] =
     """
     existing = delta_table(df.sparkSession, location) if properties else None
     if existing is not None:
-        current = existing.detail().select("properties").first()[0] or {}
+        current = table_properties(existing)
         if missing := {key: value for key, value in properties.items() if current.get(key) != value}:
             with _commit_metadata(df.sparkSession, run_id or ""):
                 _set_properties(df.sparkSession, location, missing)
