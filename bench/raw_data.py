@@ -9,8 +9,9 @@ The timeline, for as-of day D (the nightly run is at 07:00 UTC on D):
   run sees exactly this);
 - the new day: one more Delta commit landing between 06:00 on D-1 and 06:00 on D: the orders
   of D-1, new versions of old orders (cancellations and corrected amounts weeks later), late
-  orders with an old order_ts, and customer changes (segment moves, new test users, and new
-  customers whose orders are already in the history as unknown-customer orphans).
+  orders with an old order_ts, and customer changes (segment moves that keep the test flag, new
+  test users, and new customers whose orders are already in the history as unknown-customer
+  orphans).
 
 Order ids rise with order_ts (order i of the history is placed at fraction i/orders of it), so
 "an order from four weeks ago" is an id range and its facts can be recomputed from the id.
@@ -38,7 +39,7 @@ log = logging.getLogger("bench")
 
 UTC = dt.timezone.utc
 SEED = 20261125
-FORMAT = 2  # bump when the generator changes, so cached tables are rewritten
+FORMAT = 3  # bump when the generator changes, so cached tables are rewritten
 ROWS_PER_FILE = 250_000  # small enough that skipping files by _ingested_at skips most of the history
 
 # Mixed spellings on purpose: the rules normalise lower(trim(x)).
@@ -336,8 +337,12 @@ def new_day_customers(spark: SparkSession, shape: Shape) -> DataFrame:
         ids = spark.range(n).selectExpr(f"{_pick(salt, shape.customers)} AS picked", f"{changed_at} AS updated_at")
         return customer_facts(ids.withColumnRenamed("picked", "id"), shape)
 
+    # A move keeps the test flag the customer has now (history_customers' later version may have
+    # flipped it): a segment move, not a test user becoming real.
+    current_flag = (f"CASE WHEN {_u('customer_version')} < 0.15 AND {_u('change')} >= 0.5 "
+                    f"THEN {_u('change')} < 0.75 ELSE is_test_user END")
     moved = existing("move").selectExpr("customer_id", "email", f"{_choice('moved_to', SEGMENTS)} AS customer_segment",
-                                        "is_test_user", "updated_at")
+                                        f"{current_flag} AS is_test_user", "updated_at")
     turned_test = existing("turn_test").selectExpr("customer_id", "email", "customer_segment",
                                                    "true AS is_test_user", "updated_at")
     # Customer rows for ids the history's orphan orders already reference.

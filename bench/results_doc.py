@@ -305,7 +305,8 @@ METHOD = """How it measures:
   arrived (an orphan), and a few no order_id, order_ts or amount. Then one new day, one more Delta commit
   landing before the 07:00 run: the day's orders and, each ~1% of the daily volume, cancellations of
   2-8-week-old orders, corrected amounts, late orders, segment moves, new test users and customer rows for
-  orphans. Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
+  orphans. No test user becomes real that day: that change alone makes the job read `raw_orders` by
+  customer (README "Incremental runs"). Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
   30-day history has the same daily volume and the same kind of new day.
 - Each scenario runs `--repeat` times in one process and one SparkSession; the table shows the median,
   min and max wall time. The incremental runs start from a restored copy of the previous night's outputs

@@ -351,14 +351,26 @@ def test_the_state_reads_back_from_the_commit_metadata_and_names_its_run():
     assert incremental.MartState.from_metadata(None) is None
 
 
-def test_changed_customers_are_those_whose_segment_or_test_flag_differs_or_who_came_or_went(spark):
+def test_a_customer_change_relabels_removes_or_recomputes_by_whether_their_orders_count(spark):
     schema = "customer_id string, customer_segment string, is_test_customer boolean"
-    before = spark.createDataFrame([("A", "smb", False), ("B", "smb", False), ("C", "smb", False),
-                                    ("D", "smb", False), ("E", None, None)], schema)
-    after = spark.createDataFrame([("A", "smb", False), ("B", "enterprise", False), ("C", "smb", True),
-                                   ("E", None, None), ("F", "smb", False)], schema)
-    changed = {row.customer_id for row in incremental.changed_customers(before, after).collect()}
-    assert changed == {"B", "C", "D", "F"}
+    before = spark.createDataFrame([("same", "smb", False), ("moved", "smb", False), ("turned_test", "smb", False),
+                                    ("went", "smb", False), ("stopped_test", "smb", True),
+                                    ("test_moved", "smb", True)], schema)
+    after = spark.createDataFrame([("same", "smb", False), ("moved", "enterprise", False),
+                                   ("turned_test", "smb", True), ("came", "consumer", False),
+                                   ("came_test", "smb", True), ("stopped_test", "smb", False),
+                                   ("test_moved", "consumer", True)], schema)
+    changes = {row.customer_id: (row.action, row.customer_segment)
+               for row in incremental.customer_changes(before, after, "unknown").collect()}
+    assert changes == {
+        "moved": (incremental.RELABEL, "enterprise"),
+        "went": (incremental.RELABEL, "unknown"),  # no customer row any more: the unknown segment
+        "came": (incremental.RELABEL, "consumer"),  # its orders were 'unknown' until now
+        "turned_test": (incremental.REMOVE, "smb"),
+        "came_test": (incremental.REMOVE, "smb"),
+        "stopped_test": (incremental.RECOMPUTE, "smb"),  # its orders are not in the mart: only raw has them
+        "test_moved": (incremental.NO_EFFECT, "consumer"),
+    }
 
 
 def test_mart_changes_hold_only_rows_that_differ_with_deletions_marked(spark):

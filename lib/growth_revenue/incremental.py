@@ -1,20 +1,23 @@
 """Incremental upkeep of mart_orders_enriched: which orders changed since the last run, and their new rows.
 
-A full rebuild is f(every raw row). An incremental run applies the same f to the *complete raw
-history* of the orders whose result may have changed:
+A full rebuild is f(every raw row). An incremental run gets the same result by touching only
+what can have changed:
 
 - orders with a raw row that landed after the last run's watermark (minus a look-back for rows
-  that land late): new orders, new versions of old orders, late orders for old dates;
-- orders of customers whose profile changed (segment, test-user flag, a customer row arriving
-  after its orders, a customer row disappearing), found by comparing this run's customer
-  profiles with the ones the last run used (kept in the state_customer_profiles table).
+  that land late): new orders, new versions of old orders, late orders for old dates. They are
+  recomputed with the rules' own transforms from their *complete raw history*, so the version
+  that wins is the one a rebuild would pick;
+- orders of customers whose profile changed, found by comparing this run's customer profiles with
+  the ones the last run used (kept in the state_customer_profiles table). Most such changes are
+  decided by the mart rows alone, wherever in history the orders lie: a segment move (or a
+  customer row arriving after its orders, or disappearing) re-labels the customer's rows, and a
+  customer becoming a test user deletes them. Only a test user becoming real brings back orders
+  the mart does not hold; those customers' orders are recomputed from raw like the landed ones.
 
-Recomputing those orders with the rules' own transforms, from all their versions, is what keeps
-the mart equal to a full rebuild; the MERGE then only touches their rows.
-
-Where the last run stopped lives in the mart's own Delta commit (`MartState`, in the commit's
-userMetadata), so the watermark moves if and only if the mart change it describes is committed.
-Everything here is a pure function; reading and writing are in io and pipeline.
+The MERGE then only touches the rows that differ. Where the last run stopped lives in the mart's
+own Delta commit (`MartState`, in the commit's userMetadata), so the watermark moves if and only
+if the mart change it describes is committed. Everything here is a pure function; reading and
+writing are in io and pipeline.
 """
 
 from __future__ import annotations
@@ -151,47 +154,79 @@ def landed_after(raw_orders: DataFrame, cutoff: dt.datetime | None) -> DataFrame
     return raw_orders.where(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()))
 
 
-def changed_customers(previous: DataFrame, current: DataFrame) -> DataFrame:
-    """customer_id of every customer whose profile differs between two customer_profiles frames.
+# What a customer's profile change does to the mart rows of their orders (see customer_changes).
+RELABEL, REMOVE, RECOMPUTE, NO_EFFECT = "relabel", "remove", "recompute", "no effect"
 
-    A customer in only one of them counts: a row arriving after its orders, or one removed.
+
+def customer_changes(previous: DataFrame, current: DataFrame, unknown_segment: str) -> DataFrame:
+    """customer_id, customer_segment (as of now) and action of each customer whose profile changed.
+
+    A customer in only one of the profiles counts: a row arriving after its orders, or one removed
+    (an absent customer is a real one in the unknown segment). The action follows from whether the
+    customer's orders count before and after (a test user's do not):
+    RELABEL (both: the rows take the new segment), REMOVE (became a test user: the rows go),
+    RECOMPUTE (stopped being one: the orders come back from raw) or NO_EFFECT (a test user before
+    and after).
     """
     joined = previous.alias("p").join(current.alias("c"), "customer_id", "full_outer")
     same = (F.col("p.customer_segment").eqNullSafe(F.col("c.customer_segment"))
             & F.col("p.is_test_customer").eqNullSafe(F.col("c.is_test_customer")))
-    return joined.where(~same).select("customer_id")
+    counted_before = ~F.coalesce(F.col("p.is_test_customer"), F.lit(False))
+    counted_now = ~F.coalesce(F.col("c.is_test_customer"), F.lit(False))
+    action = (F.when(counted_before & counted_now, F.lit(RELABEL)).when(counted_before, F.lit(REMOVE))
+              .when(counted_now, F.lit(RECOMPUTE)).otherwise(F.lit(NO_EFFECT)))
+    return joined.where(~same).select(
+        "customer_id",
+        F.coalesce(F.col("c.customer_segment"), F.lit(unknown_segment)).alias("customer_segment"),
+        action.alias("action"),
+    )
+
+
+def customers_to(changes: DataFrame, *actions: str) -> DataFrame:
+    """customer_id of the changed customers whose change is one of `actions`."""
+    return changes.where(F.col("action").isin(*actions)).select("customer_id")
 
 
 def _touched(cutoff: dt.datetime | None) -> Column:
-    """Rows that landed after the cutoff or belong to a changed customer (flagged by the join below)."""
+    """Rows that landed after the cutoff or belong to a recomputed customer (flagged by the join below)."""
     landed = (F.coalesce(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()), F.lit(False))
               if cutoff is not None else F.lit(True))
-    return landed | F.col("_changed_customer").isNotNull()
+    return landed | F.col("_flagged_customer").isNotNull()
 
 
-def _with_changed_customer_flag(raw_orders: DataFrame, changed_customer_ids: DataFrame) -> DataFrame:
-    flagged = changed_customer_ids.select("customer_id", F.lit(True).alias("_changed_customer"))
-    return raw_orders.join(flagged, "customer_id", "left")
+def _with_customer_flag(rows: DataFrame, customer_ids: DataFrame | None) -> DataFrame:
+    if customer_ids is None:
+        return rows.withColumn("_flagged_customer", F.lit(None).cast(T.BooleanType()))
+    flagged = F.broadcast(customer_ids.select("customer_id", F.lit(True).alias("_flagged_customer")))
+    return rows.join(flagged, "customer_id", "left")
 
 
-def affected_orders(raw_orders: DataFrame, cutoff: dt.datetime | None, changed_customer_ids: DataFrame) -> DataFrame:
-    """order_id of every order whose mart row may change: a raw row landed, or its customer changed."""
-    narrow = _with_changed_customer_flag(raw_orders.select("order_id", "customer_id", "_ingested_at"),
-                                         changed_customer_ids)
-    return (narrow.where(F.col("order_id").isNotNull() & _touched(cutoff))
-            .select("order_id").distinct())
+def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_customer_ids: DataFrame | None) -> DataFrame:
+    """order_id of every order to recompute from raw: a raw row of it landed, or it has a row of a
+    customer who stopped being a test user (None when there is none: raw history is not scanned).
+    """
+    ids = landed.where(F.col("order_id").isNotNull()).select("order_id")
+    if recomputed_customer_ids is not None:
+        customers = F.broadcast(recomputed_customer_ids.select("customer_id"))
+        ids = ids.unionByName(raw_orders.select("order_id", "customer_id").where(F.col("order_id").isNotNull())
+                              .join(customers, "customer_id", "left_semi").select("order_id"))
+    return ids.distinct()
 
 
 def history_of(raw_orders: DataFrame, affected: DataFrame, affected_range: tuple[str | None, str | None],
-               cutoff: dt.datetime | None, changed_customer_ids: DataFrame) -> DataFrame:
+               cutoff: dt.datetime | None, recomputed_customer_ids: DataFrame | None,
+               landed: DataFrame) -> DataFrame:
     """Every raw version of the affected orders, plus the touched rows without an order_id.
 
     `affected_range` is (min, max) of the affected order ids (see key_range). Rows without an
     order_id cannot be deduplicated (they are quarantined one by one), so only the touched ones
-    are recomputed; the others keep their place in quarantine_orders.
+    are recomputed: those that landed, and, when there are recomputed customers, theirs (which
+    needs the whole raw table; otherwise only the landed rows are read). The others keep their
+    place in quarantine_orders.
     """
     versions = key_range(raw_orders, "order_id", *affected_range).join(affected, "order_id", "left_semi")
-    unidentified = _with_changed_customer_flag(raw_orders.where(F.col("order_id").isNull()), changed_customer_ids)
+    source = landed if recomputed_customer_ids is None else raw_orders
+    unidentified = _with_customer_flag(source.where(F.col("order_id").isNull()), recomputed_customer_ids)
     unidentified = unidentified.where(_touched(cutoff))
     return versions.unionByName(unidentified.select(*raw_orders.columns))
 
@@ -209,12 +244,29 @@ def key_range(df: DataFrame, key: str, low: str | None, high: str | None) -> Dat
 
 
 def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,
-                         changed_customer_ids: DataFrame) -> DataFrame:
-    """The quarantined rows this run does not recompute: they stay as they are."""
-    identified = quarantine.where(F.col("order_id").isNotNull()).join(affected, "order_id", "left_anti")
-    unidentified = _with_changed_customer_flag(quarantine.where(F.col("order_id").isNull()), changed_customer_ids)
+                         recomputed_customer_ids: DataFrame | None, removed_customer_ids: DataFrame) -> DataFrame:
+    """The quarantined rows this run neither recomputes nor removes: they stay as they are.
+
+    Quarantine holds only orders that count, so the rows of a customer who became a test user go.
+    """
+    kept = quarantine.join(F.broadcast(removed_customer_ids.select("customer_id")), "customer_id", "left_anti")
+    identified = kept.where(F.col("order_id").isNotNull()).join(affected, "order_id", "left_anti")
+    unidentified = _with_customer_flag(kept.where(F.col("order_id").isNull()), recomputed_customer_ids)
     unidentified = unidentified.where(~_touched(cutoff))
     return identified.select(*QUARANTINE_COLUMNS).unionByName(unidentified.select(*QUARANTINE_COLUMNS))
+
+
+def relabelled_rows(mart: DataFrame, changes: DataFrame, affected: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(current, new) mart rows of the relabelled and removed customers' orders not recomputed from raw.
+
+    `current` are their rows as published; `new` the same rows with the customer's new segment,
+    without the removed customers' rows (mart_changes turns those into deletions).
+    """
+    edits = F.broadcast(changes.where(F.col("action").isin(RELABEL, REMOVE))
+                        .select("customer_id", F.col("customer_segment").alias("_new_segment"), "action"))
+    current = mart.join(edits, "customer_id").join(affected, "order_id", "left_anti")
+    new = current.where(F.col("action") == RELABEL).withColumn("customer_segment", F.col("_new_segment"))
+    return current.select(*MART_COLUMNS), new.select(*MART_COLUMNS)
 
 
 # --- the change to the mart ------------------------------------------------------------------
@@ -240,7 +292,10 @@ def mart_changes(current: DataFrame, staged: DataFrame) -> DataFrame:
     )
 
 
-def mart_after(mart_rows: DataFrame, affected: DataFrame, staged: DataFrame) -> DataFrame:
-    """What the mart holds once the change is applied: its rows of other orders, and the staged rows."""
-    return mart_rows.join(affected, "order_id", "left_anti").select(*MART_COLUMNS).unionByName(
+def mart_after(mart_rows: DataFrame, replaced: DataFrame, staged: DataFrame) -> DataFrame:
+    """What the mart holds once the change is applied: its rows of other orders, and the staged rows.
+
+    `replaced` holds the order_id of every order whose row the change may replace or delete.
+    """
+    return mart_rows.join(replaced, "order_id", "left_anti").select(*MART_COLUMNS).unionByName(
         staged.select(*MART_COLUMNS))

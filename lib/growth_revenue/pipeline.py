@@ -224,55 +224,69 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
                   profiles: DataFrame, previous_profiles: DataFrame, state: incremental.MartState,
                   reference: dt.datetime) -> StagedMart:
-    """Only the orders whose mart row may have changed since `state`, from their whole raw history."""
+    """Only the mart rows that may have changed since `state` (see the incremental module)."""
     rules, output = config.rules, request.output
     watermark = state.watermark
     cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
     landed = incremental.landed_after(raw_orders, cutoff)
     landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
-    changed_customers = incremental.changed_customers(previous_profiles, profiles).persist()
-    affected = incremental.affected_orders(raw_orders, cutoff, changed_customers).persist()
+    customers = incremental.customer_changes(previous_profiles, profiles, rules.unknown_segment).persist()
+    by_action = dict.fromkeys((incremental.RELABEL, incremental.REMOVE, incremental.RECOMPUTE, incremental.NO_EFFECT),
+                              0) | {row[0]: row[1] for row in customers.groupBy("action").count().collect()}
+    # Raw history is read by customer only for test users who became real: nothing else brings
+    # back orders the mart does not hold.
+    former_test_users = (incremental.customers_to(customers, incremental.RECOMPUTE)
+                         if by_action[incremental.RECOMPUTE] else None)
+    affected = incremental.affected_orders(landed, raw_orders, former_test_users).persist()
     affected_range = tuple(affected.agg(F.min("order_id"), F.max("order_id")).first())
-    history = incremental.history_of(raw_orders, affected, affected_range, cutoff, changed_customers)
+    history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
         transforms.classify_orders(history, profiles, rules.revenue_statuses, rules.unknown_segment))
     counted = transforms.counted_orders(classified).persist()
-    staged = transforms.mart_orders(counted, rules.reporting_timezone)
-    recomputed = staged.count()
-    _log_rule_effects(rule_effects, recomputed, "mart rows recomputed")
+    recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
-    # The mart's current rows of those orders: first which partitions hold them (order_id only),
-    # then those partitions alone.
+    # The mart's current rows of the affected orders: first which partitions hold them (order_id
+    # only, files skipped by their order_id range), then those partitions alone. Then the rows of
+    # relabelled or removed customers, wherever they lie, and what they become.
     mart = io.read_output(spark, output.child(tables.MART))
     target_dates = [row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id",
                                                             *affected_range)
                     .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
-    current = mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi").persist()
+    current_recomputed = mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi")
+    current_relabelled, relabelled = incremental.relabelled_rows(mart, customers, affected)
+    current = current_recomputed.unionByName(current_relabelled).persist()
+    staged = recomputed_rows.unionByName(relabelled).persist()
+    staged_rows = staged.count()
+    _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
+    target_dates = [row[0] for row in current.select("order_date").distinct().collect()]
     changes = incremental.mart_changes(current, staged).persist()
     changed_rows = changes.count()
-    mart_rows = mart.count() - current.count() + recomputed
+    mart_rows = mart.count() - current.count() + staged_rows
 
+    removed = incremental.customers_to(customers, incremental.REMOVE)
     quarantine = incremental.untouched_quarantine(io.read_output(spark, output.child(tables.QUARANTINE)), affected,
-                                                  cutoff, changed_customers)
+                                                  cutoff, former_test_users, removed)
     quarantine = quarantine.unionByName(transforms.quarantined_orders(counted)).persist()
     quarantined = dict.fromkeys(transforms.QUARANTINE_REASONS, 0) | {
         row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()}
 
     window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
-    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), affected, staged)
+    replaced = current.select("order_id").unionByName(affected)
+    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), replaced,
+                                   staged)
     # The newest landed row is the newest of all when it is old enough to count for freshness.
     landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
     freshness_input = landed if landed_by_reference.limit(1).count() else raw_orders
     newest = max(filter(None, (state.orders_watermark, newest)), key=dt.datetime.fromisoformat, default=None)
-    customers = changed_customers.count()
-    log.info("incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back), %d customers "
-             "changed, %d orders recomputed, %d mart rows to insert, update or delete",
+    log.info("incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back); customers "
+             "changed: %s; %d orders recomputed from raw, %d mart rows to insert, update or delete",
              landed_rows, cutoff.isoformat() if cutoff else "the beginning", state.orders_watermark,
-             config.incremental.lookback_hours, customers, affected.count(), changed_rows)
+             config.incremental.lookback_hours, ", ".join(f"{n} {action}" for action, n in by_action.items()),
+             affected.count(), changed_rows)
     return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
-                      changed_rows, target_dates, newest, customers > 0, freshness_input,
-                      (changed_customers, affected, counted, current, changes, quarantine))
+                      changed_rows, target_dates, newest, sum(by_action.values()) > 0, freshness_input,
+                      (customers, affected, counted, current, staged, changes, quarantine))
 
 
 def _observed(classified: DataFrame) -> tuple[DataFrame, Observation]:
