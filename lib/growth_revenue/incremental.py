@@ -256,17 +256,24 @@ def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.
     return identified.select(*QUARANTINE_COLUMNS).unionByName(unidentified.select(*QUARANTINE_COLUMNS))
 
 
-def relabelled_rows(mart: DataFrame, changes: DataFrame, affected: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(current, new) mart rows of the relabelled and removed customers' orders not recomputed from raw.
+def _edits(changes: DataFrame, *actions: str) -> DataFrame:
+    return F.broadcast(changes.where(F.col("action").isin(*actions))
+                       .select("customer_id", F.col("customer_segment").alias("_new_segment")))
 
-    `current` are their rows as published; `new` the same rows with the customer's new segment,
-    without the removed customers' rows (mart_changes turns those into deletions).
+
+def edited_rows(mart: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
+    """The mart rows of re-labelled and removed customers' orders, bar those recomputed from raw."""
+    edited = mart.join(_edits(changes, RELABEL, REMOVE), "customer_id", "left_semi")
+    return edited.join(affected, "order_id", "left_anti").select(*MART_COLUMNS)
+
+
+def relabelled(current: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
+    """The re-labelled customers' rows among `current` (not recomputed from raw), with the new segment.
+
+    A removed customer's rows have no new row: mart_changes turns them into deletions.
     """
-    edits = F.broadcast(changes.where(F.col("action").isin(RELABEL, REMOVE))
-                        .select("customer_id", F.col("customer_segment").alias("_new_segment"), "action"))
-    current = mart.join(edits, "customer_id").join(affected, "order_id", "left_anti")
-    new = current.where(F.col("action") == RELABEL).withColumn("customer_segment", F.col("_new_segment"))
-    return current.select(*MART_COLUMNS), new.select(*MART_COLUMNS)
+    rows = current.join(affected, "order_id", "left_anti").join(_edits(changes, RELABEL), "customer_id")
+    return rows.withColumn("customer_segment", F.col("_new_segment")).select(*MART_COLUMNS)
 
 
 # --- the change to the mart ------------------------------------------------------------------

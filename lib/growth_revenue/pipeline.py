@@ -253,16 +253,16 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     target_dates = [row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id",
                                                             *affected_range)
                     .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
-    current_recomputed = mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi")
-    current_relabelled, relabelled = incremental.relabelled_rows(mart, customers, affected)
-    current = current_recomputed.unionByName(current_relabelled).persist()
-    staged = recomputed_rows.unionByName(relabelled).persist()
+    current = (mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi")
+               .unionByName(incremental.edited_rows(mart, customers, affected))).persist()
+    current_rows = current.count()  # one pass over the mart for both
+    staged = recomputed_rows.unionByName(incremental.relabelled(current, customers, affected)).persist()
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
     target_dates = [row[0] for row in current.select("order_date").distinct().collect()]
     changes = incremental.mart_changes(current, staged).persist()
     changed_rows = changes.count()
-    mart_rows = mart.count() - current.count() + staged_rows
+    mart_rows = mart.count() - current_rows + staged_rows
 
     removed = incremental.customers_to(customers, incremental.REMOVE)
     quarantine = incremental.untouched_quarantine(io.read_output(spark, output.child(tables.QUARANTINE)), affected,
