@@ -210,6 +210,33 @@ def test_an_incremental_run_touches_only_the_files_of_changed_orders(lakehouse, 
 
 
 @pytest.mark.slow
+def test_customer_changes_are_applied_to_the_mart_rows_without_recomputing_their_orders_from_raw(
+        lakehouse, config, caplog):
+    lakehouse.land("2026-11-20 05:00:00", customers=[
+        customer("MOVER", "m@shop.io", "smb"), customer("TESTER", "t@shop.io", "smb"),
+        customer("STILL", "s@shop.io", "smb"),
+    ], orders=[order(f"{who}{n}", who, f"2026-{month}-10 10:00:00")
+               for who in ("MOVER", "TESTER", "STILL") for n, month in enumerate(("06", "09", "11"))])
+    # No look-back: the night's orders are not re-read, so any order recomputed is one the change asked for.
+    config = dataclasses.replace(config, incremental=dataclasses.replace(config.incremental, lookback_hours=0))
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+
+    # Months-old orders: re-labelled or deleted from the mart's own rows, no raw order re-read.
+    lakehouse.land("2026-11-20 08:00:00", customers=[
+        customer("MOVER", "m@shop.io", "enterprise", updated_at="2026-11-20 08:00:00"),
+        customer("TESTER", "t@shop.io", "smb", is_test_user=True, updated_at="2026-11-20 08:00:00"),
+    ])
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        assert lakehouse.run(config, "2026-11-20", "2026-11-20 09:00:00").mode == INCREMENTAL
+    assert ("customers changed: 1 relabel, 1 remove, 0 recompute, 0 no effect; 0 orders recomputed from raw, "
+            "6 mart rows to insert, update or delete") in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
+    assert set(mart_segments(lakehouse).items()) == {
+        ("MOVER0", "enterprise"), ("MOVER1", "enterprise"), ("MOVER2", "enterprise"),
+        ("STILL0", "smb"), ("STILL1", "smb"), ("STILL2", "smb")}
+
+
+@pytest.mark.slow
 def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_stays_incremental(
         lakehouse, config):
     lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
