@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from pyspark.sql import SparkSession
 
 from growth_revenue.config import load_config
 from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
@@ -18,10 +19,24 @@ def config():
 
 @pytest.fixture(scope="session")
 def spark(config):
-    settings = dataclasses.replace(config.spark, master="local[2]", shuffle_partitions=2, driver_memory="2g")
+    settings = dataclasses.replace(config.spark, master="local[2]", shuffle_partitions=2, driver_memory="4g")
     session = get_spark(settings)
     yield session
     stop_spark(session)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fresh_caches_per_module():
+    """Drops cached frames and Delta snapshots after each module: its tables were in its own tmp dirs.
+
+    One session runs the whole suite, hundreds of small Delta tables; their cached snapshots once
+    filled a 2g heap until a broadcast of a few rows failed (CI, 2026-11-26).
+    """
+    yield
+    spark = SparkSession.getActiveSession()
+    if spark is not None:
+        spark.catalog.clearCache()
+        spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 @pytest.fixture
