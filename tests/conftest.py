@@ -29,8 +29,8 @@ def spark(config):
 def fresh_caches_per_module():
     """Drops cached frames and Delta snapshots after each module: its tables were in its own tmp dirs.
 
-    One session runs the whole suite, hundreds of small Delta tables; their cached snapshots once
-    filled a 2g heap until a broadcast of a few rows failed (CI, 2026-11-26).
+    One session runs the whole suite over hundreds of small Delta tables. In CI (2026-11-26) its 2g
+    heap once filled until a broadcast of a few rows failed; cached snapshots are the likely cause.
     """
     yield
     spark = SparkSession.getActiveSession()
