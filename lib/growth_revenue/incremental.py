@@ -156,6 +156,7 @@ def landed_after(raw_orders: DataFrame, cutoff: dt.datetime | None) -> DataFrame
 
 # What a customer's profile change does to the mart rows of their orders (see customer_changes).
 RELABEL, REMOVE, RECOMPUTE, NO_EFFECT = "relabel", "remove", "recompute", "no effect"
+ACTIONS = (RELABEL, REMOVE, RECOMPUTE, NO_EFFECT)
 
 
 def customer_changes(previous: DataFrame, current: DataFrame, unknown_segment: str) -> DataFrame:

@@ -231,8 +231,8 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     landed = incremental.landed_after(raw_orders, cutoff)
     landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
     customers = incremental.customer_changes(previous_profiles, profiles, rules.unknown_segment).persist()
-    by_action = dict.fromkeys((incremental.RELABEL, incremental.REMOVE, incremental.RECOMPUTE, incremental.NO_EFFECT),
-                              0) | {row[0]: row[1] for row in customers.groupBy("action").count().collect()}
+    by_action = dict.fromkeys(incremental.ACTIONS, 0) | {
+        row[0]: row[1] for row in customers.groupBy("action").count().collect()}
     # Raw history is read by customer only for test users who became real: nothing else brings
     # back orders the mart does not hold.
     former_test_users = (incremental.customers_to(customers, incremental.RECOMPUTE)
