@@ -41,11 +41,17 @@ def latest_orders(raw_orders: DataFrame) -> DataFrame:
     Rows identical in both are broken on the remaining columns so reruns agree with each other.
     Rows with a null order_id are not orders and are dropped.
     """
-    return _first_in_window(raw_orders.where(F.col("order_id").isNotNull()), _newest_version_first())
+    return _latest_with_versions(raw_orders).drop("versions")
 
 
-def _newest_version_first() -> WindowSpec:
-    return Window.partitionBy("order_id").orderBy(
+def _latest_with_versions(raw_orders: DataFrame) -> DataFrame:
+    """latest_orders plus `versions`, how many raw rows the order had.
+
+    The count is taken over rule 1's own window (whole frame), so Spark computes both in one
+    Window step and sorts the raw rows once; a window of its own costs a second sort of every
+    raw row (5 of the 60 s this step takes at 10M orders).
+    """
+    newest_first = Window.partitionBy("order_id").orderBy(
         F.col("updated_at").desc_nulls_last(),
         F.col("_ingested_at").desc_nulls_last(),
         F.col("status").asc_nulls_last(),
@@ -53,6 +59,11 @@ def _newest_version_first() -> WindowSpec:
         F.col("customer_id").asc_nulls_last(),
         F.col("order_ts").desc_nulls_last(),
     )
+    whole_order = newest_first.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    identified = raw_orders.where(F.col("order_id").isNotNull()).withColumn(
+        "versions", F.count(F.lit(1)).over(whole_order)
+    )
+    return _first_in_window(identified, newest_first)
 
 
 def latest_customers(raw_customers: DataFrame) -> DataFrame:
@@ -66,7 +77,7 @@ def latest_customers(raw_customers: DataFrame) -> DataFrame:
     return _first_in_window(raw_customers.where(F.col("customer_id").isNotNull()), newest_first)
 
 
-def _first_in_window(df: DataFrame, window: Window) -> DataFrame:
+def _first_in_window(df: DataFrame, window: WindowSpec) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
@@ -148,16 +159,8 @@ def classify_orders(
     from one cached frame. A raw row without an order_id cannot be deduplicated: it is kept as
     its own row, so that it can be quarantined rather than silently dropped.
     """
-    # Versions are counted over rule 1's own window (whole frame), so Spark computes both in one
-    # Window step and sorts the raw rows once; a window of their own costs a second sort of every
-    # raw row (5 of the 60 s this step takes at 10M orders).
-    newest_first = _newest_version_first()
-    whole_order = newest_first.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    identified = raw_orders.where(F.col("order_id").isNotNull()).withColumn(
-        "versions", F.count(F.lit(1)).over(whole_order)
-    )
     unidentified = raw_orders.where(F.col("order_id").isNull()).withColumn("versions", F.lit(1).cast("long"))
-    latest = _first_in_window(identified, newest_first).unionByName(unidentified)
+    latest = _latest_with_versions(raw_orders).unionByName(unidentified)
     joined = latest.join(profiles.withColumn("has_customer", F.lit(True)), "customer_id", "left")
     is_revenue = is_revenue_status(F.col("status"), revenue_statuses)
     return joined.select(
