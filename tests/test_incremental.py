@@ -237,6 +237,66 @@ def test_customer_changes_are_applied_to_the_mart_rows_without_recomputing_their
 
 
 @pytest.mark.slow
+def test_only_the_customers_with_appended_raw_rows_have_their_profiles_recomputed(lakehouse, config, caplog):
+    lakehouse.land("2026-11-20 05:00:00", customers=[
+        customer("C1", "a@shop.io", "smb"), customer("C2", "b@shop.io", "smb"), customer("C3", "c@shop.io", "smb"),
+    ], orders=[order(f"O{n}", f"C{n}", "2026-11-19 10:00:00") for n in (1, 2, 3)])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+
+    # C2 moves segment; C3's new row changes nothing; C1 has no new row at all.
+    lakehouse.land("2026-11-20 08:00:00", customers=[
+        customer("C2", "b@shop.io", "enterprise", updated_at="2026-11-20 08:00:00"),
+        customer("C3", "c@shop.io", "smb", updated_at="2026-11-20 08:00:00"),
+    ])
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        assert lakehouse.run(config, "2026-11-20", "2026-11-20 09:00:00").mode == INCREMENTAL
+    assert ("customer profiles: 2 customers with raw_customers rows appended since version 0 recomputed"
+            in caplog.text)
+    assert "customers changed: 1 relabel, 0 remove" in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
+    # The state carries every customer, recomputed or not, into the next night.
+    state = lakehouse.output(tables.CUSTOMER_STATE)
+    assert {(row.customer_id, row.customer_segment) for row in state.collect()} == {
+        ("C1", "smb"), ("C2", "enterprise"), ("C3", "smb")}
+
+
+@pytest.mark.slow
+def test_raw_customers_rewritten_upstream_has_every_profile_recomputed_and_compared(lakehouse, config, caplog):
+    lakehouse.land("2026-11-20 05:00:00", customers=[
+        customer("C1", "a@shop.io", "smb"), customer("C2", "b@shop.io", "enterprise"),
+    ], orders=[order("O1", "C1", "2026-11-19 10:00:00"), order("O2", "C2", "2026-11-19 11:00:00")])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+
+    # An upstream reload drops C2's row and rewrites C1's: no appended file shows either change.
+    lakehouse.spark.createDataFrame([customer("C1", "a@shop.io", "consumer")], CUSTOMERS_SCHEMA) \
+        .write.format("delta").mode("overwrite").save(str(lakehouse.root / tables.RAW_CUSTOMERS))
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        assert lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00").mode == INCREMENTAL
+    assert "customer profiles: every customer's recomputed (raw_customers version 1 was a WRITE Overwrite" in caplog.text
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
+    assert mart_segments(lakehouse) == {"O1": "consumer", "O2": "unknown"}
+
+
+def test_rows_appended_are_those_of_the_files_added_after_a_version(spark, tmp_path):
+    path = str(tmp_path / tables.RAW_CUSTOMERS)
+    for rows in ([customer("C1"), customer("C2")], [customer("C3")], [customer("C4"), customer("C1", segment="x")]):
+        spark.createDataFrame(rows, CUSTOMERS_SCHEMA).write.format("delta").mode("append").save(path)
+    appended = io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 0, 2)
+    assert sorted((row.customer_id, row.customer_segment) for row in appended.collect()) == [
+        ("C1", "x"), ("C3", "smb"), ("C4", "smb")]
+    assert io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 2, 2).count() == 0
+
+
+def test_rows_appended_refuses_a_partitioned_table_whose_files_lack_the_partition_column(spark, tmp_path):
+    path = str(tmp_path / tables.RAW_CUSTOMERS)
+    for rows in ([customer("C1")], [customer("C2", segment="enterprise")]):
+        spark.createDataFrame(rows, CUSTOMERS_SCHEMA).write.format("delta").mode("append") \
+            .partitionBy("customer_segment").save(path)
+    with pytest.raises(ValueError, match="partitioned \\(by customer_segment\\)"):
+        io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 0, 1)
+
+
+@pytest.mark.slow
 def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_stays_incremental(
         lakehouse, config):
     lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],

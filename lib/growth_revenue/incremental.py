@@ -8,7 +8,9 @@ what can have changed:
   recomputed with the rules' own transforms from their *complete raw history*, so the version
   that wins is the one a rebuild would pick;
 - orders of customers whose profile changed, found by comparing this run's customer profiles with
-  the ones the last run used (kept in the state_customer_profiles table). Most such changes are
+  the ones the last run used (kept in the state_customer_profiles table). Only the customers with
+  a raw_customers row appended since the last run can have changed, so only theirs are
+  recomputed (from their complete raw history) and compared; the others' carry over. Most such changes are
   decided by the mart rows alone, wherever in history the orders lie: a segment move (or a
   customer row arriving after its orders, or disappearing) re-labels the customer's rows, and a
   customer becoming a test user deletes them. Only a test user becoming real brings back orders
@@ -70,6 +72,9 @@ class MartState:
     customer_state_version: int  # version of state_customer_profiles the mart's segments come from
     raw_orders_version: int | None  # Delta version of raw_orders the run read; None when not Delta
     rules: dict
+    # Delta version of raw_customers the profiles reflect; None when not Delta (or an older release's
+    # state): the next run then recomputes every customer's profile.
+    raw_customers_version: int | None = None
 
     def to_metadata(self) -> str:
         """The commit's userMetadata: the run id (as every commit of a run) and this state."""
@@ -122,10 +127,11 @@ def decide(history: list[dict], rules: dict, full_refresh: bool) -> Decision:
 
 
 def raw_rewrite(read_version: int | None, raw_history: list[dict]) -> str | None:
-    """How raw_orders changed other than by appending rows after `read_version`, or None.
+    """How a raw table changed other than by appending rows after `read_version`, or None.
 
-    The watermark finds new rows by their _ingested_at; a raw table overwritten, updated or
-    deleted from (an upstream reload) can change old rows, which only a rebuild sees.
+    An incremental run finds new rows by their _ingested_at (raw_orders) or their files
+    (raw_customers); a raw table overwritten, updated or deleted from (an upstream reload) can
+    change old rows, which only reading all of it sees.
     `raw_history` is its Delta history newest first, at least back to `read_version`.
     """
     if read_version is None or not raw_history:
@@ -181,6 +187,13 @@ def customer_changes(previous: DataFrame, current: DataFrame, unknown_segment: s
         F.coalesce(F.col("c.customer_segment"), F.lit(unknown_segment)).alias("customer_segment"),
         action.alias("action"),
     )
+
+
+def updated_profiles(previous: DataFrame, recomputed: DataFrame, recomputed_ids: DataFrame) -> DataFrame:
+    """Every customer's profile now: `recomputed` for the customers in `recomputed_ids`, the
+    `previous` one for everybody else (no raw row of theirs landed, so theirs cannot have changed).
+    """
+    return previous.join(recomputed_ids, "customer_id", "left_anti").unionByName(recomputed)
 
 
 def customers_to(changes: DataFrame, *actions: str) -> DataFrame:

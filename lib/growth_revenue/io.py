@@ -97,6 +97,28 @@ def read_raw(spark: SparkSession, location: Location, table: str, version: int |
     return conform(df, table)
 
 
+def rows_appended(spark: SparkSession, location: Location, table: str, since: int, version: int) -> DataFrame:
+    """The rows of the raw Delta table in the data files added after version `since`, up to `version`.
+
+    When every commit in between was an append (incremental.raw_rewrite), these are exactly the
+    rows that landed, and reading them costs what landed, not the table's size. A compaction
+    (OPTIMIZE) adds files of old rows: they come back too, more work but never a wrong answer.
+    The files are read as Parquet with the table's schema, which is right only for a table
+    without partition columns or column mapping; ValueError says which one it has.
+    """
+    detail = delta_table(spark, location).detail().first()
+    if detail["partitionColumns"]:
+        raise ValueError(f"it is partitioned (by {', '.join(detail['partitionColumns'])})")
+    mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        raise ValueError(f"it uses column mapping ({mapping})")
+    then, now = read_output(spark, location, since), read_output(spark, location, version)
+    before = set(then.inputFiles())
+    added = [file for file in now.inputFiles() if file not in before]
+    rows = spark.read.schema(now.schema).parquet(*added) if added else now.where(F.lit(False))
+    return conform(rows, table)
+
+
 def _read_parquet(spark: SparkSession, location: Location, table: str) -> DataFrame:
     jvm_path = spark._jvm.org.apache.hadoop.fs.Path(location.path)
     fs = jvm_path.getFileSystem(spark._jsc.hadoopConfiguration())

@@ -66,8 +66,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     # Extract
     orders_version = io.raw_version(spark, request.raw_orders)
     raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS, orders_version)
-    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS,
-                                io.raw_version(spark, request.raw_customers))
+    customers_version = io.raw_version(spark, request.raw_customers)
+    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS, customers_version)
     log.info("read %s from %s%s and %s from %s", tables.RAW_ORDERS, request.raw_orders,
              f" (version {orders_version})" if orders_version is not None else "", tables.RAW_CUSTOMERS,
              request.raw_customers)
@@ -76,16 +76,16 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
 
     # Transform: rules 1-6, staged in memory (nothing is written yet). A full run stages every
     # order; an incremental run only the orders whose mart row may have changed.
-    profiles = transforms.customer_profiles(raw_customers, rules.test_email_domains, rules.unknown_segment).persist()
+    profiles = _customer_profiles(spark, config, request, raw_customers, customers_version, decision,
+                                  previous_profiles)
     reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
     staged = None
     report = None
     try:
         if decision.mode == incremental.INCREMENTAL:
-            staged = _stage_change(spark, config, request, raw_orders, profiles, previous_profiles, decision.state,
-                                   reference)
+            staged = _stage_change(spark, config, request, raw_orders, profiles, decision.state, reference)
         else:
-            staged = _stage_rebuild(config, raw_orders, profiles)
+            staged = _stage_rebuild(config, raw_orders, profiles.current)
         computed_at = dt.datetime.now(dt.timezone.utc)
         report = transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days, computed_at,
                                                run_id).persist()
@@ -95,7 +95,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # constraints are verified on the staged rows only: the rows already published passed
         # them when they were staged, and the MERGE's key keeps order_id unique across both.
         freshness = quality.freshness_summary(staged.freshness_input, reference, config.quality.freshness_max_age_hours)
-        checks = quality.gate_checks(transforms.with_test_customer_flag(staged.rows, profiles), report, freshness)
+        checks = quality.gate_checks(transforms.with_test_customer_flag(staged.rows, profiles.current), report, freshness)
         engine = quality.choose_engine(spark, config.quality.engine)
         log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
         verify_started = time.monotonic()
@@ -131,8 +131,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # would otherwise drop its cache (it reads the mart) and have it recomputed for the write.
         report_frame = report.localCheckpoint(eager=True)
         report_rows = report_frame.orderBy(F.desc("revenue"), "customer_segment").collect()
-        state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request), orders_version,
-                             run_id)
+        state = _state_after(publisher, staged, profiles.current, decision, _rule_inputs(config, request),
+                             orders_version, customers_version, run_id)
         mart_version = publisher.mart(staged, state, decision.state)
         publisher.overwrite(quarantine, tables.QUARANTINE)
         publisher.replace_snapshot(transforms.with_mart_version(report_frame, mart_version), tables.REPORT,
@@ -148,7 +148,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # A long-lived session (notebook, Databricks) must not keep a failed run's caches. Newest
         # first: uncaching a frame that later caches were built on makes Spark re-plan each of those
         # (re-running Delta's file listing), which cost more than the run's own queries.
-        for frame in reversed((profiles, *(staged.cached if staged else ()), report)):
+        for frame in reversed((*profiles.cached, *(staged.cached if staged else ()), report)):
             if frame is not None:
                 frame.unpersist()
 
@@ -180,13 +180,10 @@ def _decide(spark: SparkSession, config: Config, request: RunRequest,
                                   request.full_refresh)
     if decision.mode == incremental.FULL:
         return decision, None
-    read_before = decision.state.raw_orders_version
-    if orders_version is not None and read_before is not None:
-        commits = io.history(spark, request.raw_orders, limit=max(orders_version - read_before, 0) + 1)
-        rewritten = incremental.raw_rewrite(read_before, commits)
-        if rewritten:
-            return incremental.Decision(incremental.FULL, f"{tables.RAW_ORDERS} {rewritten} since run "
-                                                          f"{decision.state.run_id}; the watermark sees appends only"), None
+    rewritten = _rewrite_since(spark, request.raw_orders, decision.state.raw_orders_version, orders_version)
+    if rewritten:
+        return incremental.Decision(incremental.FULL, f"{tables.RAW_ORDERS} {rewritten} since run "
+                                                      f"{decision.state.run_id}; the watermark sees appends only"), None
     if io.delta_table(spark, output.child(tables.QUARANTINE)) is None:
         return incremental.Decision(incremental.FULL, f"{tables.QUARANTINE} is missing"), None
     version = decision.state.customer_state_version
@@ -197,6 +194,69 @@ def _decide(spark: SparkSession, config: Config, request: RunRequest,
         return incremental.Decision(incremental.FULL, f"{tables.CUSTOMER_STATE} version {version} is unreadable: "
                                                       f"{str(exc).strip().splitlines()[0]}"), None
     return decision, previous
+
+
+def _rewrite_since(spark: SparkSession, location: Location, read_before: int | None,
+                   version: int | None) -> str | None:
+    """How a raw Delta table changed other than by appends since version `read_before`, or None."""
+    if version is None or read_before is None:
+        return None
+    commits = io.history(spark, location, limit=max(version - read_before, 0) + 1)
+    return incremental.raw_rewrite(read_before, commits)
+
+
+@dataclass(frozen=True)
+class CustomerProfiles:
+    """This run's customer profiles, and the ones whose change since the last run is to be found."""
+
+    current: DataFrame  # every customer's profile (the classification and the state use these)
+    previous: DataFrame | None  # the last run's profiles of the customers that may have changed
+    recomputed: DataFrame | None  # their profiles now (incremental.customer_changes compares the two)
+    cached: tuple[DataFrame, ...]
+
+
+def _customer_profiles(spark: SparkSession, config: Config, request: RunRequest, raw_customers: DataFrame,
+                       customers_version: int | None, decision: incremental.Decision,
+                       previous: DataFrame | None) -> CustomerProfiles:
+    """Every customer's profile from raw (a full run, or when the appended rows cannot be told apart),
+    or only those of the customers with a raw_customers row appended since the last run.
+    """
+    rules = config.rules
+    appended, why_not = (None, "") if previous is None else _customers_appended(spark, request, decision.state,
+                                                                                  customers_version)
+    if appended is None:
+        current = transforms.customer_profiles(raw_customers, rules.test_email_domains,
+                                               rules.unknown_segment).persist()
+        if previous is not None:
+            log.info("customer profiles: every customer's recomputed (%s)", why_not)
+        return CustomerProfiles(current, previous, current, (current,))
+    ids = appended.where(F.col("customer_id").isNotNull()).select("customer_id").distinct().persist()
+    # Their complete history, so the latest version wins exactly as in a rebuild.
+    recomputed = transforms.customer_profiles(raw_customers.join(ids, "customer_id", "left_semi"),
+                                              rules.test_email_domains, rules.unknown_segment).persist()
+    current = incremental.updated_profiles(previous, recomputed, ids).persist()
+    log.info("customer profiles: %d customers with %s rows appended since version %d recomputed, the others' "
+             "carried over", ids.count(), tables.RAW_CUSTOMERS, decision.state.raw_customers_version)
+    return CustomerProfiles(current, previous.join(ids, "customer_id", "left_semi"), recomputed,
+                            (ids, recomputed, current))
+
+
+def _customers_appended(spark: SparkSession, request: RunRequest, state: incremental.MartState,
+                        customers_version: int | None) -> tuple[DataFrame | None, str]:
+    """The raw_customers rows appended since the last run, or None and why they cannot be told apart."""
+    since = state.raw_customers_version
+    if customers_version is None:
+        return None, f"{tables.RAW_CUSTOMERS} is not a Delta table"
+    if since is None:
+        return None, f"run {state.run_id} recorded no {tables.RAW_CUSTOMERS} version"
+    rewritten = _rewrite_since(spark, request.raw_customers, since, customers_version)
+    if rewritten:
+        return None, f"{tables.RAW_CUSTOMERS} {rewritten} since run {state.run_id}"
+    try:
+        return io.rows_appended(spark, request.raw_customers, tables.RAW_CUSTOMERS, since, customers_version), ""
+    except Exception as exc:  # noqa: BLE001 - a layout, a vacuumed version or a catalog forbidding paths
+        reason = str(exc).strip().splitlines()[0]
+        return None, f"the files appended to {tables.RAW_CUSTOMERS} cannot be read alone: {reason}"
 
 
 def _rule_inputs(config: Config, request: RunRequest) -> dict:
@@ -222,15 +282,14 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
 
 
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
-                  profiles: DataFrame, previous_profiles: DataFrame, state: incremental.MartState,
-                  reference: dt.datetime) -> StagedMart:
+                  profiles: "CustomerProfiles", state: incremental.MartState, reference: dt.datetime) -> StagedMart:
     """Only the mart rows that may have changed since `state` (see the incremental module)."""
     rules, output = config.rules, request.output
     watermark = state.watermark
     cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
     landed = incremental.landed_after(raw_orders, cutoff)
     landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
-    customers = incremental.customer_changes(previous_profiles, profiles, rules.unknown_segment).persist()
+    customers = incremental.customer_changes(profiles.previous, profiles.recomputed, rules.unknown_segment).persist()
     by_action = dict.fromkeys(incremental.ACTIONS, 0) | {
         row[0]: row[1] for row in customers.groupBy("action").count().collect()}
     # Raw history is read by customer only for test users who became real: nothing else brings
@@ -242,7 +301,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
-        transforms.classify_orders(history, profiles, rules.revenue_statuses, rules.unknown_segment))
+        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment))
     counted = transforms.counted_orders(classified).persist()
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
@@ -301,7 +360,8 @@ def _iso_instant(column: Column) -> Column:
 
 
 def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: DataFrame, decision: incremental.Decision,
-                 rule_inputs: dict, orders_version: int | None, run_id: str) -> incremental.MartState:
+                 rule_inputs: dict, orders_version: int | None, customers_version: int | None,
+                 run_id: str) -> incremental.MartState:
     """The state the mart's commit will carry; writes the customer profiles first when they changed.
 
     The profiles go first: a crash before the mart commit leaves the mart naming the previous
@@ -311,7 +371,7 @@ def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: DataFram
     if staged.customers_changed or customer_version is None:
         customer_version = publisher.overwrite(profiles, tables.CUSTOMER_STATE)
     return incremental.MartState(run_id, staged.mode, staged.watermark, customer_version, orders_version,
-                                 rule_inputs)
+                                 rule_inputs, customers_version)
 
 
 def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> int:
@@ -383,7 +443,7 @@ class _Publisher:
 
 def _position(state: incremental.MartState) -> tuple:
     """Where in the raw data a state stands; a run that moves it must commit it, even with no row changed."""
-    return state.orders_watermark, state.customer_state_version, state.raw_orders_version
+    return state.orders_watermark, state.customer_state_version, state.raw_orders_version, state.raw_customers_version
 
 
 def _rows_written(metrics: dict[str, str]) -> str:
