@@ -103,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     config = load_config(args.config)
+    # measure.spark_work reads each run's stages from the status store; by default it keeps 1,000,
+    # dropping skipped stages first, fewer than a session of several runs makes.
+    retain = {"spark.ui.retainedStages": "100000", "spark.ui.retainedJobs": "100000"}
     settings = dataclasses.replace(config.spark, driver_memory=args.driver_memory,
-                                   ivy_dir=str(ROOT / config.spark.ivy_dir))
+                                   ivy_dir=str(ROOT / config.spark.ivy_dir), conf={**config.spark.conf, **retain})
     shape = Shape(args.orders, args.customers, args.days, args.as_of)
     invocation = {"at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
                   "command": " ".join(["bench/bench_nightly.py", *argv]), "git": _git_head(),
