@@ -272,7 +272,8 @@ def test_raw_customers_rewritten_upstream_has_every_profile_recomputed_and_compa
         .write.format("delta").mode("overwrite").save(str(lakehouse.root / tables.RAW_CUSTOMERS))
     with caplog.at_level("INFO", logger="growth_revenue"):
         assert lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00").mode == INCREMENTAL
-    assert "customer profiles: every customer's recomputed (raw_customers version 1 was a WRITE Overwrite" in caplog.text
+    assert ("customer profiles: every customer's recomputed (raw_customers version 1 was a WRITE Overwrite"
+            in caplog.text)
     assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
     assert mart_segments(lakehouse) == {"O1": "consumer", "O2": "unknown"}
 

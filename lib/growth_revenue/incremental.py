@@ -10,11 +10,12 @@ what can have changed:
 - orders of customers whose profile changed, found by comparing this run's customer profiles with
   the ones the last run used (kept in the state_customer_profiles table). Only the customers with
   a raw_customers row appended since the last run can have changed, so only theirs are
-  recomputed (from their complete raw history) and compared; the others' carry over. Most such changes are
-  decided by the mart rows alone, wherever in history the orders lie: a segment move (or a
-  customer row arriving after its orders, or disappearing) re-labels the customer's rows, and a
-  customer becoming a test user deletes them. Only a test user becoming real brings back orders
-  the mart does not hold; those customers' orders are recomputed from raw like the landed ones.
+  recomputed (from their complete raw history) and compared; the others' carry over. Most such
+  changes are decided by the mart rows alone, wherever in history the orders lie: a segment move
+  (or a customer row arriving after its orders, or disappearing) re-labels the customer's rows,
+  and a customer becoming a test user deletes them. Only a test user becoming real brings back
+  orders the mart does not hold; those customers' orders are recomputed from raw like the landed
+  ones.
 
 The MERGE then only touches the rows that differ. Where the last run stopped lives in the mart's
 own Delta commit (`MartState`, in the commit's userMetadata), so the watermark moves if and only

@@ -95,7 +95,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # constraints are verified on the staged rows only: the rows already published passed
         # them when they were staged, and the MERGE's key keeps order_id unique across both.
         freshness = quality.freshness_summary(staged.freshness_input, reference, config.quality.freshness_max_age_hours)
-        checks = quality.gate_checks(transforms.with_test_customer_flag(staged.rows, profiles.current), report, freshness)
+        staged_rows = transforms.with_test_customer_flag(staged.rows, profiles.current)
+        checks = quality.gate_checks(staged_rows, report, freshness)
         engine = quality.choose_engine(spark, config.quality.engine)
         log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
         verify_started = time.monotonic()
@@ -282,7 +283,7 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
 
 
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
-                  profiles: "CustomerProfiles", state: incremental.MartState, reference: dt.datetime) -> StagedMart:
+                  profiles: CustomerProfiles, state: incremental.MartState, reference: dt.datetime) -> StagedMart:
     """Only the mart rows that may have changed since `state` (see the incremental module)."""
     rules, output = config.rules, request.output
     watermark = state.watermark
