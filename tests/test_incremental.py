@@ -64,17 +64,20 @@ def without_run_columns(df):
 
 
 def assert_equal_to_a_full_rebuild(lakehouse: Lakehouse, rules, as_of: str):
-    """Published mart, quarantine and this as-of's report == the rules applied to all raw rows."""
+    """Published mart, quarantine, this as-of's report and the customer state == the rules applied
+    to all raw rows."""
     orders, customers = lakehouse.raw(tables.RAW_ORDERS), lakehouse.raw(tables.RAW_CUSTOMERS)
     args = (rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment)
     mart = transforms.build_mart(orders, customers, *args, rules.reporting_timezone)
     report = transforms.revenue_by_segment(mart, dt.date.fromisoformat(as_of), rules.report_window_days,
                                            dt.datetime.now(dt.timezone.utc), "rebuild")
     quarantine = transforms.build_quarantine(orders, customers, *args)
+    profiles = transforms.customer_profiles(customers, rules.test_email_domains, rules.unknown_segment)
     published_report = lakehouse.output(tables.REPORT).where(F.col("as_of_date") == F.lit(as_of).cast("date"))
     for published, rebuilt in ((lakehouse.output(tables.MART).select(*transforms.MART_COLUMNS), mart),
                                (without_run_columns(published_report), without_run_columns(report)),
-                               (without_run_columns(lakehouse.output(tables.QUARANTINE)), quarantine)):
+                               (without_run_columns(lakehouse.output(tables.QUARANTINE)), quarantine),
+                               (lakehouse.output(tables.CUSTOMER_STATE), profiles)):
         assert_df_equality(published, rebuilt, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
@@ -254,10 +257,17 @@ def test_only_the_customers_with_appended_raw_rows_have_their_profiles_recompute
             in caplog.text)
     assert "customers changed: 1 relabel, 0 remove" in caplog.text
     assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-20")
-    # The state carries every customer, recomputed or not, into the next night.
+    # The state carries every customer, recomputed or not, into the next night: C2's row is merged
+    # in, and neither C3's unchanged profile nor anybody else's is rewritten.
     state = lakehouse.output(tables.CUSTOMER_STATE)
     assert {(row.customer_id, row.customer_segment) for row in state.collect()} == {
         ("C1", "smb"), ("C2", "enterprise"), ("C3", "smb")}
+    state_table = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.CUSTOMER_STATE)))
+    last = state_table.history(1).first()
+    assert last.operation == "MERGE"
+    assert io.table_properties(state_table)[pipeline.DELETION_VECTORS] == "true"  # rows marked, files kept
+    assert {kind: last.operationMetrics[f"numTargetRows{kind}"] for kind in ("Inserted", "Updated", "Deleted")} == {
+        "Inserted": "0", "Updated": "1", "Deleted": "0"}
 
 
 @pytest.mark.slow

@@ -253,6 +253,21 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
          .execute())
 
 
+def upsert_changed(rows: DataFrame, location: Location, key: str, user_metadata: str) -> None:
+    """Insert the `rows` whose key the table lacks and update those that differ, in one Delta commit.
+
+    Rows equal to the table's are left alone, so the commit only touches what changed.
+    """
+    table = delta_table(rows.sparkSession, location)
+    values = [c for c in rows.columns if c != key]
+    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "FALSE"
+    with _commit_metadata(rows.sparkSession, user_metadata):
+        (table.alias("t").merge(rows.alias("s"), f"t.`{key}` = s.`{key}`")
+         .whenMatchedUpdateAll(condition=differs)
+         .whenNotMatchedInsertAll()
+         .execute())
+
+
 def record_metadata(spark: SparkSession, location: Location, user_metadata: str) -> None:
     """A commit that changes no data and carries `user_metadata` (a watermark that moved alone)."""
     with _commit_metadata(spark, user_metadata):

@@ -132,7 +132,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # would otherwise drop its cache (it reads the mart) and have it recomputed for the write.
         report_frame = report.localCheckpoint(eager=True)
         report_rows = report_frame.orderBy(F.desc("revenue"), "customer_segment").collect()
-        state = _state_after(publisher, staged, profiles.current, decision, _rule_inputs(config, request),
+        state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request),
                              orders_version, customers_version, run_id)
         mart_version = publisher.mart(staged, state, decision.state)
         publisher.overwrite(quarantine, tables.QUARANTINE)
@@ -214,6 +214,7 @@ class CustomerProfiles:
     previous: DataFrame | None  # the last run's profiles of the customers that may have changed
     recomputed: DataFrame | None  # their profiles now (incremental.customer_changes compares the two)
     cached: tuple[DataFrame, ...]
+    carried_over: bool = False  # `current` is the state with `recomputed` applied: only those can differ
 
 
 def _customer_profiles(spark: SparkSession, config: Config, request: RunRequest, raw_customers: DataFrame,
@@ -239,7 +240,7 @@ def _customer_profiles(spark: SparkSession, config: Config, request: RunRequest,
     log.info("customer profiles: %d customers with %s rows appended since version %d recomputed, the others' "
              "carried over", ids.count(), tables.RAW_CUSTOMERS, decision.state.raw_customers_version)
     return CustomerProfiles(current, previous.join(ids, "customer_id", "left_semi"), recomputed,
-                            (ids, recomputed, current))
+                            (ids, recomputed, current), carried_over=True)
 
 
 def _customers_appended(spark: SparkSession, request: RunRequest, state: incremental.MartState,
@@ -360,17 +361,22 @@ def _iso_instant(column: Column) -> Column:
     return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSxxx")
 
 
-def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: DataFrame, decision: incremental.Decision,
-                 rule_inputs: dict, orders_version: int | None, customers_version: int | None,
-                 run_id: str) -> incremental.MartState:
+def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: CustomerProfiles,
+                 decision: incremental.Decision, rule_inputs: dict, orders_version: int | None,
+                 customers_version: int | None, run_id: str) -> incremental.MartState:
     """The state the mart's commit will carry; writes the customer profiles first when they changed.
 
     The profiles go first: a crash before the mart commit leaves the mart naming the previous
     profiles version, so the next run compares against what the mart was really built from.
+    When only the recomputed customers can differ, only their changed rows are merged in: the
+    nightly write follows the customers that changed, not the number of customers.
     """
     customer_version = decision.state.customer_state_version if decision.state else None
-    if staged.customers_changed or customer_version is None:
-        customer_version = publisher.overwrite(profiles, tables.CUSTOMER_STATE)
+    if customer_version is not None and staged.customers_changed and profiles.carried_over:
+        customer_version = publisher.upsert(profiles.recomputed, tables.CUSTOMER_STATE, "customer_id")
+    elif staged.customers_changed or customer_version is None:
+        customer_version = publisher.overwrite(profiles.current, tables.CUSTOMER_STATE,
+                                               properties=publisher.deletion_vectors)
     return incremental.MartState(run_id, staged.mode, staged.watermark, customer_version, orders_version,
                                  rule_inputs, customers_version)
 
@@ -400,7 +406,7 @@ class _Publisher:
         self._spark, self._output, self._run_id = spark, output, run_id
         self._retries, self._backoff = config.publish.conflict_retries, config.publish.conflict_backoff_seconds
         # Deletion vectors let a MERGE mark replaced rows instead of rewriting their files.
-        self._mart_properties = {DELETION_VECTORS: "true"} if config.incremental.deletion_vectors else {}
+        self.deletion_vectors = {DELETION_VECTORS: "true"} if config.incremental.deletion_vectors else {}
 
     def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = (),
                   user_metadata: str | None = None, properties: dict[str, str] | None = None) -> int:
@@ -412,7 +418,7 @@ class _Publisher:
         """The staged mart change and the state it reflects, in one commit; the mart's version after it."""
         metadata = state.to_metadata()
         if staged.mode == incremental.FULL:
-            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self._mart_properties)
+            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self.deletion_vectors)
         if staged.changed_rows:
             return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
                 staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
@@ -431,6 +437,9 @@ class _Publisher:
 
     def append(self, df: DataFrame, table: str) -> int:
         return self._write(table, "", lambda location: io.append(df, location, self._run_id))
+
+    def upsert(self, df: DataFrame, table: str, key: str) -> int:
+        return self._write(table, "merge", lambda location: io.upsert_changed(df, location, key, self._run_id))
 
     def _write(self, table: str, detail: str, write) -> int:
         location = self._output.child(table)
