@@ -329,6 +329,26 @@ def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_
 
 
 @pytest.mark.slow
+def test_a_customer_state_without_deletion_vectors_gets_them_at_its_next_merge(lakehouse, config):
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order("O1", "C1", "2026-11-19 10:00:00")])
+    lakehouse.run(with_deletion_vectors(config, False), "2026-11-20", "2026-11-20 07:00:00")
+    state = Location(path=str(lakehouse.out / tables.CUSTOMER_STATE))
+    assert pipeline.DELETION_VECTORS not in io.table_properties(io.delta_table(lakehouse.spark, state))
+
+    lakehouse.land("2026-11-21 05:00:00", customers=[customer("C1", "a@shop.io", "enterprise",
+                                                              updated_at="2026-11-21 04:00:00")],
+                   orders=[order("O2", "C1", "2026-11-20 10:00:00")])
+    nightly = lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")
+    assert nightly.mode == INCREMENTAL
+    assert io.table_properties(io.delta_table(lakehouse.spark, state))[pipeline.DELETION_VECTORS] == "true"
+    upgrade, merge = io.history(lakehouse.spark, state, 2)[::-1]
+    assert (upgrade["operation"], merge["operation"]) == ("SET TBLPROPERTIES", "MERGE")
+    assert upgrade["userMetadata"] == merge["userMetadata"] == nightly.run_id
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+
+@pytest.mark.slow
 def test_a_run_rebuilds_from_scratch_whenever_the_state_cannot_be_trusted(lakehouse, config, caplog):
     lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
                    orders=[order("O1", "C1", "2026-11-19 10:00:00"), order("O2", "C1", "2026-11-19 11:00:00")])

@@ -202,12 +202,8 @@ def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] =
     them; an existing one lacking them gets them in a commit of its own first, tagged `run_id`
     only, so a crash in between leaves no commit that claims this run's data.
     """
-    existing = delta_table(df.sparkSession, location) if properties else None
-    if existing is not None:
-        current = table_properties(existing)
-        if missing := {key: value for key, value in properties.items() if current.get(key) != value}:
-            with _commit_metadata(df.sparkSession, run_id or ""):
-                _set_properties(df.sparkSession, location, missing)
+    if properties:
+        ensure_properties(df.sparkSession, location, properties, run_id)
     if partition_by:
         # One task per partition value: a few files per date instead of one per date per task.
         df = df.repartition(*partition_by)
@@ -217,6 +213,20 @@ def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] =
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     _save(writer, location)
+
+
+def ensure_properties(spark: SparkSession, location: Location, properties: dict[str, str],
+                      run_id: str | None = None) -> None:
+    """Give an existing table the `properties` it lacks, in a commit of its own tagged `run_id` only,
+    so a crash right after it leaves no commit that claims a run's data. No table: nothing to do.
+    """
+    existing = delta_table(spark, location)
+    if existing is None:
+        return
+    current = table_properties(existing)
+    if missing := {key: value for key, value in properties.items() if current.get(key) != value}:
+        with _commit_metadata(spark, run_id or ""):
+            _set_properties(spark, location, missing)
 
 
 def replace_where(df: DataFrame, location: Location, predicate: str, user_metadata: str | None = None) -> None:
@@ -253,11 +263,15 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
          .execute())
 
 
-def upsert_changed(rows: DataFrame, location: Location, key: str, user_metadata: str) -> None:
+def upsert_changed(rows: DataFrame, location: Location, key: str, user_metadata: str,
+                   properties: dict[str, str] | None = None) -> None:
     """Insert the `rows` whose key the table lacks and update those that differ, in one Delta commit.
 
     Rows equal to the table's are left alone, so the commit only touches what changed.
+    `properties` as in `overwrite`: a table lacking them gets them first.
     """
+    if properties:
+        ensure_properties(rows.sparkSession, location, properties, user_metadata)
     table = delta_table(rows.sparkSession, location)
     values = [c for c in rows.columns if c != key]
     differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "FALSE"

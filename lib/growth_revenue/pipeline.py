@@ -373,7 +373,8 @@ def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: Customer
     """
     customer_version = decision.state.customer_state_version if decision.state else None
     if customer_version is not None and staged.customers_changed and profiles.carried_over:
-        customer_version = publisher.upsert(profiles.recomputed, tables.CUSTOMER_STATE, "customer_id")
+        customer_version = publisher.upsert(profiles.recomputed, tables.CUSTOMER_STATE, "customer_id",
+                                            publisher.deletion_vectors)
     elif staged.customers_changed or customer_version is None:
         customer_version = publisher.overwrite(profiles.current, tables.CUSTOMER_STATE,
                                                properties=publisher.deletion_vectors)
@@ -438,8 +439,9 @@ class _Publisher:
     def append(self, df: DataFrame, table: str) -> int:
         return self._write(table, "", lambda location: io.append(df, location, self._run_id))
 
-    def upsert(self, df: DataFrame, table: str, key: str) -> int:
-        return self._write(table, "merge", lambda location: io.upsert_changed(df, location, key, self._run_id))
+    def upsert(self, df: DataFrame, table: str, key: str, properties: dict[str, str] | None = None) -> int:
+        return self._write(table, "merge", lambda location: io.upsert_changed(df, location, key, self._run_id,
+                                                                            properties))
 
     def _write(self, table: str, detail: str, write) -> int:
         location = self._output.child(table)
