@@ -307,6 +307,27 @@ def test_rows_appended_refuses_a_partitioned_table_whose_files_lack_the_partitio
         io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 0, 1)
 
 
+
+def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_path):
+    """The MERGE sets its commit metadata and write spreading for itself alone: a notebook's or a
+    Databricks job's session keeps its own settings."""
+    location = Location(path=str(tmp_path / tables.MART))
+    nov1, nov2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    spark.createDataFrame([("O1", nov1)], "order_id string, order_date date").write.format("delta") \
+        .partitionBy("order_date").save(location.path)
+    changes = spark.createDataFrame([("O1", nov1, False), ("O2", nov2, True)],
+                                    "order_id string, order_date date, _present boolean")
+    spreading = "spark.sql.adaptive.coalescePartitions.minPartitionSize"
+    spark.conf.set(spreading, "2MB")
+    try:
+        io.merge_by_key(changes, location, "order_id", ("order_id", "order_date"), [nov1], "run-1")
+        assert spark.conf.get(spreading) == "2MB"
+    finally:
+        spark.conf.unset(spreading)
+    assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
+    assert io.history(spark, location, limit=1)[0]["userMetadata"] == "run-1"
+    assert [row.order_id for row in io.read_output(spark, location).collect()] == ["O2"]
+
 @pytest.mark.slow
 def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_stays_incremental(
         lakehouse, config):

@@ -243,6 +243,9 @@ def append(df: DataFrame, location: Location, user_metadata: str | None = None) 
     _save(_writer(df, "append", user_metadata), location)
 
 
+_SPREAD_SMALL_WRITES = {"spark.sql.adaptive.coalescePartitions.minPartitionSize": "1b"}
+
+
 def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tuple[str, ...],
                  target_dates: list[dt.date], user_metadata: str) -> None:
     """Apply `changes` to the table in one Delta commit: delete, update or insert each key's row.
@@ -251,11 +254,16 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     `target_dates` are the order_date partitions holding the rows to update or delete: the
     MERGE only reads and rewrites those, not the whole history.
     """
-    table = delta_table(changes.sparkSession, location)
+    spark = changes.sparkSession
+    table = delta_table(spark, location)
     dates = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(set(target_dates)))
     condition = f"t.`{key}` = s.`{key}` AND " + (f"t.order_date IN ({dates})" if dates else "FALSE")
     values = {f"`{c}`": f"s.`{c}`" for c in columns}
-    with _commit_metadata(changes.sparkSession, user_metadata):
+    # The MERGE writes its new rows one file per order_date they fall on. They are a few MB, so
+    # adaptive execution would coalesce them into one task writing every date's file in turn
+    # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
+    # spreads them over the session's cores.
+    with _commit_metadata(spark, user_metadata), _session_conf(spark, _SPREAD_SMALL_WRITES):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)
@@ -295,15 +303,25 @@ def _set_properties(spark: SparkSession, location: Location, properties: dict[st
     spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({assignments})")
 
 
-@contextlib.contextmanager
 def _commit_metadata(spark: SparkSession, user_metadata: str):
     """userMetadata for commits that take no writer option (MERGE, ALTER TABLE): a session setting."""
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    spark.conf.set(key, user_metadata)
+    return _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": user_metadata})
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, settings: dict[str, str]):
+    """Spark session settings for the duration of one write; the previous values come back after it."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        spark.conf.unset(key)
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def history(spark: SparkSession, location: Location, limit: int | None = 50) -> list[dict]:

@@ -132,6 +132,10 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # would otherwise drop its cache (it reads the mart) and have it recomputed for the write.
         report_frame = report.localCheckpoint(eager=True)
         report_rows = report_frame.orderBy(F.desc("revenue"), "customer_segment").collect()
+        # After a commit Delta re-plans every cached query over the table (listing its files again):
+        # seconds per run for the caches over the mart, which nothing reads after this point.
+        for frame in (report, *staged.cached_from_mart):
+            frame.unpersist()
         state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request),
                              orders_version, customers_version, run_id)
         mart_version = publisher.mart(staged, state, decision.state)
@@ -171,6 +175,7 @@ class StagedMart:
     customers_changed: bool
     freshness_input: DataFrame  # raw_orders rows the freshness check reads
     cached: tuple[DataFrame, ...]
+    cached_from_mart: tuple[DataFrame, ...]  # those read from the published mart, newest first
 
 
 def _decide(spark: SparkSession, config: Config, request: RunRequest,
@@ -280,7 +285,7 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
     quarantine = transforms.quarantined_orders(counted)
     (watermark,) = raw_orders.agg(_iso_instant(F.max("_ingested_at"))).first()
     return StagedMart(incremental.FULL, mart, mart, mart_rows, quarantine, quarantined, None, mart_rows, [],
-                      watermark, True, raw_orders, (counted,))
+                      watermark, True, raw_orders, (counted,), ())
 
 
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
@@ -321,7 +326,9 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
     target_dates = [row[0] for row in current.select("order_date").distinct().collect()]
-    changes = incremental.mart_changes(current, staged).persist()
+    # Checkpointed, so the MERGE's source does not depend on the mart it changes (see run), then
+    # cached: the cache knows its size, which lets the MERGE broadcast it instead of shuffling the mart.
+    changes = incremental.mart_changes(current, staged).localCheckpoint(eager=True).persist()
     changed_rows = changes.count()
     mart_rows = mart.count() - current_rows + staged_rows
 
@@ -347,7 +354,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
              affected.count(), changed_rows)
     return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
                       changed_rows, target_dates, newest, sum(by_action.values()) > 0, freshness_input,
-                      (customers, affected, counted, current, staged, changes, quarantine))
+                      (customers, affected, counted, current, staged, changes, quarantine), (staged, current))
 
 
 def _observed(classified: DataFrame) -> tuple[DataFrame, Observation]:
