@@ -307,7 +307,6 @@ def test_rows_appended_refuses_a_partitioned_table_whose_files_lack_the_partitio
         io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 0, 1)
 
 
-
 def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_path):
     """The MERGE sets its commit metadata and write spreading for itself alone: a notebook's or a
     Databricks job's session keeps its own settings."""
@@ -327,6 +326,7 @@ def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
     assert io.history(spark, location, limit=1)[0]["userMetadata"] == "run-1"
     assert [row.order_id for row in io.read_output(spark, location).collect()] == ["O2"]
+
 
 @pytest.mark.slow
 def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_stays_incremental(
