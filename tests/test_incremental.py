@@ -11,6 +11,7 @@ import json
 import shutil
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -326,6 +327,29 @@ def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
     assert io.history(spark, location, limit=1)[0]["userMetadata"] == "run-1"
     assert [row.order_id for row in io.read_output(spark, location).collect()] == ["O2"]
+
+
+@pytest.mark.slow
+def test_the_mart_stores_its_ids_and_event_times_without_parquet_dictionaries(lakehouse, config):
+    """A dictionary only costs on columns with a new value on almost every row
+    (transforms.MART_HIGH_CARDINALITY_COLUMNS): the rebuild's files and the MERGE's store those
+    plain, and every other column keeps its dictionary."""
+    # One customer's orders placed at the same instant: every column repeats, so Parquet would give
+    # each a dictionary unless told not to.
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
+                   orders=[order(f"O{i}", "C1", "2026-11-19 10:00:00") for i in range(50)])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    lakehouse.land("2026-11-21 05:00:00", orders=[order(f"N{i}", "C1", "2026-11-20 10:00:00") for i in range(50)])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+
+    files = sorted((lakehouse.out / tables.MART).glob("order_date=*/*.parquet"))
+    assert [path.parent.name for path in files] == ["order_date=2026-11-19", "order_date=2026-11-20"]
+    expected = set(transforms.MART_COLUMNS) - set(transforms.MART_HIGH_CARDINALITY_COLUMNS)
+    for path in files:
+        row_group = pq.ParquetFile(path).metadata.row_group(0)
+        with_dictionary = {row_group.column(i).path_in_schema for i in range(row_group.num_columns)
+                           if row_group.column(i).has_dictionary_page}
+        assert with_dictionary == expected, path.parent.name
 
 
 @pytest.mark.slow

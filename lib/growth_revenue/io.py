@@ -195,12 +195,13 @@ def _writer(df: DataFrame, mode: str, user_metadata: str | None):
 
 def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] = (),
               user_metadata: str | None = None, properties: dict[str, str] | None = None,
-              run_id: str | None = None) -> None:
+              run_id: str | None = None, plain_columns: tuple[str, ...] = ()) -> None:
     """Replace the whole table in one Delta commit (readers see old or new, never half).
 
     `properties` are Delta table properties the table must have. A new table is created with
     them; an existing one lacking them gets them in a commit of its own first, tagged `run_id`
     only, so a crash in between leaves no commit that claims this run's data.
+    `plain_columns` are stored without a Parquet dictionary (see `_without_dictionary`).
     """
     if properties:
         ensure_properties(df.sparkSession, location, properties, run_id)
@@ -212,7 +213,8 @@ def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] =
         writer = writer.option(key, value)  # applied when the write creates the table
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    _save(writer, location)
+    with _session_conf(df.sparkSession, _without_dictionary(plain_columns)):
+        _save(writer, location)
 
 
 def ensure_properties(spark: SparkSession, location: Location, properties: dict[str, str],
@@ -246,13 +248,21 @@ def append(df: DataFrame, location: Location, user_metadata: str | None = None) 
 _SPREAD_SMALL_WRITES = {"spark.sql.adaptive.coalescePartitions.minPartitionSize": "1b"}
 
 
+def _without_dictionary(columns: tuple[str, ...]) -> dict[str, str]:
+    """Parquet writer settings that store `columns` plain. On a column with a new value on almost
+    every row the writer builds a dictionary of every value only to fall back to plain encoding.
+    Spark hands session settings to each write's Parquet writer, MERGE's included.
+    """
+    return {f"parquet.enable.dictionary#{column}": "false" for column in columns}
+
+
 def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tuple[str, ...],
-                 target_dates: list[dt.date], user_metadata: str) -> None:
+                 target_dates: list[dt.date], user_metadata: str, plain_columns: tuple[str, ...] = ()) -> None:
     """Apply `changes` to the table in one Delta commit: delete, update or insert each key's row.
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
     `target_dates` are the order_date partitions holding the rows to update or delete: the
-    MERGE only reads and rewrites those, not the whole history.
+    MERGE only reads and rewrites those, not the whole history. `plain_columns` as in `overwrite`.
     """
     spark = changes.sparkSession
     table = delta_table(spark, location)
@@ -263,7 +273,8 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
     # spreads them over the session's cores.
-    with _commit_metadata(spark, user_metadata), _session_conf(spark, _SPREAD_SMALL_WRITES):
+    with (_commit_metadata(spark, user_metadata),
+          _session_conf(spark, _SPREAD_SMALL_WRITES | _without_dictionary(plain_columns))):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)

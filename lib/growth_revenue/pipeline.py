@@ -417,19 +417,22 @@ class _Publisher:
         self.deletion_vectors = {DELETION_VECTORS: "true"} if config.incremental.deletion_vectors else {}
 
     def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = (),
-                  user_metadata: str | None = None, properties: dict[str, str] | None = None) -> int:
+                  user_metadata: str | None = None, properties: dict[str, str] | None = None,
+                  plain_columns: tuple[str, ...] = ()) -> int:
         metadata = user_metadata or self._run_id
         return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, metadata, properties,
-                                                                    self._run_id))
+                                                                    self._run_id, plain_columns))
 
     def mart(self, staged: StagedMart, state: incremental.MartState, previous: incremental.MartState | None) -> int:
         """The staged mart change and the state it reflects, in one commit; the mart's version after it."""
         metadata = state.to_metadata()
         if staged.mode == incremental.FULL:
-            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self.deletion_vectors)
+            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self.deletion_vectors,
+                                  transforms.MART_HIGH_CARDINALITY_COLUMNS)
         if staged.changed_rows:
             return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
-                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
+                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata,
+                transforms.MART_HIGH_CARDINALITY_COLUMNS))
         if _position(state) != _position(previous):
             # New raw rows that change no mart row: the watermark still moves, in a data-free commit.
             return self._write(tables.MART, "watermark only",
