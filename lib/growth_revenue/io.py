@@ -251,18 +251,18 @@ _SPREAD_SMALL_WRITES = {"spark.sql.adaptive.coalescePartitions.minPartitionSize"
 def _without_dictionary(columns: tuple[str, ...]) -> dict[str, str]:
     """Parquet writer settings that store `columns` plain. On a column with a new value on almost
     every row the writer builds a dictionary of every value only to fall back to plain encoding.
-    Spark hands session settings to each write's Parquet writer, MERGE's included.
+    Spark hands session settings to each write's Parquet writer.
     """
     return {f"parquet.enable.dictionary#{column}": "false" for column in columns}
 
 
 def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tuple[str, ...],
-                 target_dates: list[dt.date], user_metadata: str, plain_columns: tuple[str, ...] = ()) -> None:
+                 target_dates: list[dt.date], user_metadata: str) -> None:
     """Apply `changes` to the table in one Delta commit: delete, update or insert each key's row.
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
     `target_dates` are the order_date partitions holding the rows to update or delete: the
-    MERGE only reads and rewrites those, not the whole history. `plain_columns` as in `overwrite`.
+    MERGE only reads and rewrites those, not the whole history.
     """
     spark = changes.sparkSession
     table = delta_table(spark, location)
@@ -273,8 +273,7 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
     # spreads them over the session's cores.
-    with (_commit_metadata(spark, user_metadata),
-          _session_conf(spark, _SPREAD_SMALL_WRITES | _without_dictionary(plain_columns))):
+    with _commit_metadata(spark, user_metadata), _session_conf(spark, _SPREAD_SMALL_WRITES):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)

@@ -431,8 +431,7 @@ class _Publisher:
                                   transforms.MART_HIGH_CARDINALITY_COLUMNS)
         if staged.changed_rows:
             return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
-                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata,
-                transforms.MART_HIGH_CARDINALITY_COLUMNS))
+                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
         if _position(state) != _position(previous):
             # New raw rows that change no mart row: the watermark still moves, in a data-free commit.
             return self._write(tables.MART, "watermark only",
