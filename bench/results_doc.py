@@ -15,6 +15,9 @@ from pathlib import Path
 
 MIB = 2**20
 DEFAULT_DAYS = 365
+# Where the time goes, profiled by hand (event log, cProfile, jstack): no bench run re-measures it,
+# so it is kept as text beside the code and rendered under the targets it explains.
+PROFILE = Path(__file__).with_name("profile.md")
 
 SCENARIOS = {
     "full": "full rebuild (`pipeline.run`, full_refresh)",
@@ -336,6 +339,8 @@ def render(scales: list[dict]) -> str:
         METHOD,
         "",
         *render_targets(scales),
+        "",
+        PROFILE.read_text().rstrip(),
     ]
     if scales:
         lines += ["", *render_machine(scales)]
