@@ -1,27 +1,32 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both set everything up.
 PYTHON_BOOT ?= python3.11
-VENV        := .venv
+# The Spark line (growth_revenue/jars.py LINES): `make demo SPARK_LINE=4.1`. Each line has its own
+# venv and Ivy cache, so switching lines never mixes jars.
+LINES_CLI   := PYTHONPATH=lib $(PYTHON_BOOT) -m growth_revenue.jars
+SPARK_LINE  ?= $(shell $(LINES_CLI) default-line)
+export SPARK_LINE
+VENV        := .venv-$(SPARK_LINE)
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
-JARS_STAMP  := .ivy/.resolved
+JARS_STAMP  := .ivy/$(SPARK_LINE)/resolved.json
 # Airflow lives in its own venv: its pins and pyspark-client clash with the job's pyspark.
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: venv jars airflow-venv package demo test clean bench bench-layout
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lib/growth_revenue/jars.py
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' $$($(LINES_CLI) requirements $(SPARK_LINE))
 	touch $@
 
 venv: $(STAMP)
 
-# Resolve the Delta (and, if enabled, Deequ) jars into .ivy once; later runs are offline.
-$(JARS_STAMP): $(STAMP) lib/growth_revenue/jars.py
+# Resolve the line's Delta and Deequ jars into .ivy/<line> once and record whether Deequ resolved;
+# later runs are offline.
+$(JARS_STAMP): $(STAMP)
 	$(PY) -m growth_revenue.jars --resolve
-	touch $@
 
 jars: $(JARS_STAMP)
 

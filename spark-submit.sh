@@ -14,11 +14,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${GROWTH_PYTHON:-$ROOT/.venv/bin/python}"
+# The Spark line's venv (make venv SPARK_LINE=...); the default line is named in growth_revenue/jars.py.
+SPARK_LINE="${SPARK_LINE:-$(PYTHONPATH="$ROOT/lib" python3 -m growth_revenue.jars default-line)}"
+PYTHON="${GROWTH_PYTHON:-$ROOT/.venv-$SPARK_LINE/bin/python}"
 SPARK_SUBMIT="${SPARK_SUBMIT:-$(dirname "$PYTHON")/spark-submit}"
 
 if [[ ! -x "$PYTHON" ]]; then
-  echo "spark-submit.sh: no Python environment at $PYTHON; run 'make venv' first (or set GROWTH_PYTHON)" >&2
+  echo "spark-submit.sh: no Python environment at $PYTHON; run 'make venv SPARK_LINE=$SPARK_LINE' first (or set GROWTH_PYTHON)" >&2
   exit 2
 fi
 
@@ -44,11 +46,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# pydeequ refuses to import without it.
-export SPARK_VERSION="${SPARK_VERSION:-4.1}"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PYTHON}"
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYTHON}"
 export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"
+# pydeequ refuses to import without it: the line of the venv's pyspark, whatever the caller's shell says.
+export SPARK_VERSION="$("$PYTHON" -c 'from growth_revenue import jars; print(jars.installed_line().name)' 2>/dev/null || echo "$SPARK_LINE")"
 
 # The package travels to executors as a zip, so a cluster's workers import the same code.
 "$PYTHON" -m growth_revenue.package "$ROOT/build/growth_revenue.zip" >/dev/null

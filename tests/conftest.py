@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from pyspark.sql import SparkSession
 
+from growth_revenue import jars, quality
 from growth_revenue.config import load_config
 from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
 from growth_revenue.session import get_spark, stop_spark
@@ -23,6 +24,18 @@ def spark(config):
     session = get_spark(settings)
     yield session
     stop_spark(session)
+
+
+@pytest.fixture(scope="session")
+def deequ(spark):
+    """For tests of the real Deequ engine: its jar must be there on the default line; a line whose
+    Deequ build set-up could not fetch (recorded in .ivy/<line>/resolved.json) skips them."""
+    if quality.deequ_available(spark):
+        return True
+    line = jars.installed_line()
+    if line.name == jars.DEFAULT_LINE:
+        pytest.fail(f"Deequ ({line.deequ_package}) is not on the classpath of the default line {line.name}")
+    pytest.skip(f"Spark {line.name}: {line.deequ_package} did not resolve at set-up")
 
 
 @pytest.fixture(autouse=True, scope="module")

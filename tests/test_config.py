@@ -55,6 +55,19 @@ def test_shipped_environment_configs_load():
     load_config("conf/local.yaml")
 
 
-def test_delta_jar_matches_the_installed_delta_spark_wheel():
-    assert jars.DELTA_PACKAGE.endswith(":" + metadata.version("delta-spark"))
-    assert metadata.version("pyspark").startswith(jars.SPARK_MINOR + ".")
+def test_the_venv_holds_its_lines_pins_and_the_delta_jar_matches_the_delta_spark_wheel():
+    line = jars.installed_line()
+    assert {f"{name}=={metadata.version(name)}" for name in ("pyspark", "delta-spark")} <= set(line.requirements)
+    assert line.delta_package.endswith(":" + metadata.version("delta-spark"))
+    assert metadata.version("pyspark").startswith(line.name + ".")
+
+
+@pytest.mark.parametrize("line", jars.LINES.values(), ids=list(jars.LINES))
+def test_each_line_names_one_scala_build_for_delta_and_deequ(line):
+    scala = "2.12" if line.name.startswith("3.") else "2.13"
+    assert f"_{scala}:" in line.delta_package and line.databricks_runtime.endswith(f"-scala{scala}")
+    assert line.deequ_package.endswith(f"-spark-{line.name}")
+
+
+def test_the_default_line_is_3_5_where_deequ_is_served():
+    assert jars.DEFAULT_LINE == "3.5" and jars.line("3.5").deequ_package == "com.amazon.deequ:deequ:2.1.0-spark-3.5"

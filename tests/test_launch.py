@@ -14,13 +14,35 @@ def test_launch_settings_import_without_pyspark_so_an_airflow_dag_can_use_them()
     assert done.stdout.strip() == "[]"
 
 
-def test_submit_settings_carry_the_delta_package_and_session_extension():
+def test_submit_settings_carry_the_lines_packages_and_session_extension():
+    line = jars.installed_line()
     settings = launch.submit_settings(None)
-    assert settings.packages == (jars.DELTA_PACKAGE,)
+    expected = (line.delta_package, *([line.deequ_package] if jars.deequ_resolved(".ivy", line) else []))
+    assert settings.packages == expected
+    assert settings.conf["spark.jars.ivy"].endswith(f"/.ivy/{line.name}")
     assert settings.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert settings.conf["spark.sql.session.timeZone"] == "UTC"
     options = settings.options()
-    assert options[options.index("--packages") + 1] == jars.DELTA_PACKAGE
+    assert options[options.index("--packages") + 1] == ",".join(expected)
+
+
+def test_a_line_loads_deequ_only_when_set_up_recorded_it_as_resolved(tmp_path):
+    line = jars.line("3.5")
+    assert launch.submit_settings(None, tmp_path, line).packages == (line.delta_package,)  # no record
+    (tmp_path / ".ivy" / "3.5").mkdir(parents=True)
+    (tmp_path / ".ivy" / "3.5" / jars.RECORD).write_text('{"deequ_resolved": true}')
+    assert launch.submit_settings(None, tmp_path, line).packages == (line.delta_package, line.deequ_package)
+
+
+def test_settings_whose_defaults_differ_between_the_lines_are_pinned_at_every_launch():
+    conf = launch.submit_settings(None).conf
+    assert conf["spark.sql.ansi.enabled"] == "false"
+    assert launch.SAME_ON_EVERY_LINE.items() <= conf.items()
+
+
+def test_the_running_session_has_the_pinned_settings(spark):
+    for key, value in launch.SAME_ON_EVERY_LINE.items():
+        assert spark.conf.get(key) == value, key
 
 
 def test_the_shipped_zip_holds_the_package_and_its_defaults(tmp_path):

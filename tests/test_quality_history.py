@@ -17,20 +17,30 @@ UTC = dt.timezone.utc
 # --- the repository ------------------------------------------------------------------------
 
 
-def test_the_repository_file_is_in_deequs_file_system_repository_format(spark, tmp_path):
-    repo = MetricsRepository(spark, str(tmp_path / "dq_metrics.json"))
+@pytest.mark.parametrize("writer", ["job", "deequ"])
+def test_the_repository_file_is_in_deequs_format_and_deequs_own_repository_loads_it(spark, tmp_path, writer,
+                                                                                    request):
+    path = tmp_path / "dq_metrics.json"
+    repo = MetricsRepository(spark, str(path), deequ=writer == "deequ" and request.getfixturevalue("deequ"))
     repo.save(published_metrics(dt.date(2026, 11, 25), 1200, 3456.5))
 
-    [entry] = json.loads((tmp_path / "dq_metrics.json").read_text())
-    assert entry["resultKey"]["dataSetDate"] == 1795564800000  # 2026-11-25T00:00Z in epoch millis
-    assert entry["analyzerContext"]["metricMap"] == [
-        {"analyzer": {"analyzerName": "Size", "where": None},
+    [entry] = json.loads(path.read_text())
+    assert entry["resultKey"] == {"dataSetDate": 1795564800000,  # 2026-11-25T00:00Z in epoch millis
+                                  "tags": {"tables": "mart_orders_enriched,rpt_30day_revenue_by_segment"}}
+    assert sorted(entry["analyzerContext"]["metricMap"], key=lambda m: m["analyzer"]["analyzerName"]) == [
+        {"analyzer": {"analyzerName": "Size"},
          "metric": {"metricName": "DoubleMetric", "entity": "Dataset", "instance": "*", "name": "Size",
                     "value": 1200.0}},
-        {"analyzer": {"analyzerName": "Sum", "where": None, "column": "revenue"},
+        {"analyzer": {"analyzerName": "Sum", "column": "revenue"},
          "metric": {"metricName": "DoubleMetric", "entity": "Column", "instance": "revenue", "name": "Sum",
                     "value": 3456.5}},
     ]
+    if quality.deequ_available(spark):
+        from pydeequ.repository import FileSystemMetricsRepository
+
+        loaded = FileSystemMetricsRepository(spark, str(path)).load().getSuccessMetricsAsJson()
+        assert sorted((m["name"], m["instance"], m["value"], m["dataset_date"]) for m in loaded) == [
+            ("Size", "*", 1200.0, 1795564800000), ("Sum", "revenue", 3456.5, 1795564800000)]
 
 
 def test_the_repository_is_keyed_by_as_of_date_so_a_rerun_replaces_its_entry(spark, tmp_path):

@@ -66,7 +66,6 @@ class SparkSettings:
     shuffle_partitions: int
     broadcast_threshold_mb: int
     ivy_dir: str
-    include_deequ_package: bool
     conf: dict[str, str] = field(default_factory=dict)
 
 

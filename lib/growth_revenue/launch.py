@@ -23,9 +23,31 @@ DELTA_CONF = {
 }
 
 
+# Session settings whose defaults differ between Spark 3.5 and 4.x, pinned so both lines compute the
+# same rows. Spark 3.5's semantics, except where 3.5's default is to raise (EXCEPTION) on input that
+# 4.x reads: CORRECTED gives what every successful 3.5 run gives. Keys only 4.x knows are accepted
+# and ignored by 3.5.
+SAME_ON_EVERY_LINE = {
+    # 4.x turns ANSI mode on: casts, overflow and element_at raise instead of giving null.
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.legacy.nullInEmptyListBehavior": "true",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.legacy.ctePrecedencePolicy": "CORRECTED",
+    # 4.x only: decimal common types, split on an empty regex, all-missing Parquet structs.
+    "spark.sql.legacy.decimal.retainFractionDigitsOnTruncate": "true",
+    "spark.sql.legacy.truncateForEmptyRegexSplit": "true",
+    "spark.sql.legacy.parquet.returnNullStructIfAllFieldsMissing": "true",
+}
+
+
 def base_conf(settings: SparkSettings) -> dict[str, str]:
     """Settings every run needs, wherever the session comes from."""
     return {
+        **SAME_ON_EVERY_LINE,
         # order_date is derived with from_utc_timestamp, which is only right in a UTC session.
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
@@ -61,22 +83,26 @@ class SubmitSettings:
         return options
 
 
-def submit_settings(config_path: str | None, base_dir: str | Path | None = None) -> SubmitSettings:
-    """The options for one launch; a relative `spark.ivy_dir` is anchored at `base_dir` (default: here).
+def submit_settings(config_path: str | None, base_dir: str | Path | None = None,
+                    line: jars.SparkLine | None = None) -> SubmitSettings:
+    """The options for one launch on `line` (default: the installed pyspark's).
 
-    A scheduler passes the project checkout as `base_dir`: its workers run spark-submit from a
-    directory of their own.
+    A relative `spark.ivy_dir` is anchored at `base_dir` (default: here): a scheduler passes the
+    project checkout, since its workers run spark-submit from a directory of their own. The
+    Deequ jar is loaded when set-up recorded it as resolved into that line's cache.
     """
     settings = load_config(config_path).spark
+    line = line or jars.installed_line()
+    ivy = jars.ivy_dir(Path(base_dir or Path.cwd()) / settings.ivy_dir, line)
     return SubmitSettings(
         name=settings.app_name,
         master=settings.master,
         driver_memory=settings.driver_memory,
-        packages=tuple(jars.packages(settings.include_deequ_package)),
+        packages=tuple(jars.packages(line, jars.deequ_resolved(ivy.parent, line))),
         exclude_packages=jars.EXCLUDED_PACKAGES,
         conf={
             **DELTA_CONF,
-            "spark.jars.ivy": str(Path(base_dir or Path.cwd()) / settings.ivy_dir),
+            "spark.jars.ivy": str(ivy),
             "spark.ui.showConsoleProgress": "false",
             **base_conf(settings),
         },

@@ -53,6 +53,9 @@ class RunMetrics:
 MART_ROWS = ("Size", None)
 REPORT_REVENUE = ("Sum", "revenue")
 
+# The tags of every entry: Deequ keys an entry by (date, tags), so a rerun's key equals the first run's.
+RESULT_TAGS = {"tables": f"{tables.MART},{tables.REPORT}"}
+
 
 def published_metrics(as_of: dt.date, mart_rows: int, report_revenue: float) -> RunMetrics:
     """What the anomaly checks watch: mart row count and total 30-day revenue."""
@@ -62,7 +65,8 @@ def published_metrics(as_of: dt.date, mart_rows: int, report_revenue: float) -> 
 # --- Deequ's JSON format -------------------------------------------------------------------
 
 
-def _date_key(as_of: dt.date) -> int:
+def date_key(as_of: dt.date) -> int:
+    """Deequ's dataSetDate for an as-of date: midnight UTC, epoch milliseconds."""
     return int(dt.datetime.combine(as_of, dt.time(0), dt.timezone.utc).timestamp() * 1000)
 
 
@@ -75,7 +79,9 @@ def to_deequ_json(runs: list[RunMetrics]) -> str:
     for run in sorted(runs, key=lambda r: r.as_of):
         metric_map = []
         for m in run.metrics:
-            analyzer = {"analyzerName": m.analyzer, "where": None}
+            # No "where" key for an unfiltered analyzer: Deequ's serializer omits it, and its
+            # deserializer rejects a null one (UnsupportedOperationException: JsonNull).
+            analyzer = {"analyzerName": m.analyzer}
             if m.column is not None:
                 analyzer["column"] = m.column
             metric_map.append({
@@ -89,7 +95,7 @@ def to_deequ_json(runs: list[RunMetrics]) -> str:
                 },
             })
         entries.append({
-            "resultKey": {"dataSetDate": _date_key(run.as_of), "tags": {"tables": f"{tables.MART},{tables.REPORT}"}},
+            "resultKey": {"dataSetDate": date_key(run.as_of), "tags": dict(RESULT_TAGS)},
             "analyzerContext": {"metricMap": metric_map},
         })
     return json.dumps(entries, indent=2)
@@ -132,8 +138,11 @@ class MetricsRepository:
     # A staging file younger than this may be another run's save in progress: it is left alone.
     _STALE_AFTER_SECONDS = 60
 
-    def __init__(self, spark: SparkSession, path: str):
+    def __init__(self, spark: SparkSession, path: str, deequ: bool = False):
+        """`deequ`: new entries are written by Deequ's own FileSystemMetricsRepository (into the
+        staging file, which this class then swaps into place); else by `to_deequ_json`."""
         self.path = path
+        self._spark, self._deequ = spark, deequ
         jvm = spark._jvm
         self._jvm = jvm
         self._file = jvm.org.apache.hadoop.fs.Path(path)
@@ -155,7 +164,10 @@ class MetricsRepository:
         """Add `run`, replacing any entry for the same as-of date (a rerun), in one file swap."""
         for _ in range(self._SAVE_ATTEMPTS):
             runs = [r for r in self.load() if r.as_of != run.as_of] + [run]
-            staging = self._write_staging(to_deequ_json(runs))
+            if self._deequ:
+                staging = self._write_staging(self._read(self._file), run)
+            else:
+                staging = self._write_staging(to_deequ_json(runs))
             if self._fs.exists(self._file):
                 self._fs.delete(self._file, False)
             if self._fs.rename(staging, self._file):
@@ -184,13 +196,19 @@ class MetricsRepository:
         finally:
             stream.close()
 
-    def _write_staging(self, text: str):
+    def _write_staging(self, text: str | None, run: RunMetrics | None = None):
+        """A new staging file holding `text`; in Deequ mode Deequ then adds (or replaces) `run`'s entry."""
         staging = self._jvm.org.apache.hadoop.fs.Path(f"{self.path}.{uuid.uuid4().hex}.tmp")
-        out = self._fs.create(staging, True)
-        try:
-            out.write(bytearray(text.encode("utf-8")))
-        finally:
-            out.close()
+        if text is not None:
+            out = self._fs.create(staging, True)
+            try:
+                out.write(bytearray(text.encode("utf-8")))
+            finally:
+                out.close()
+        if run is not None:
+            from growth_revenue import deequ_engine
+
+            deequ_engine.save(self._spark, str(staging), run.as_of, [(m.analyzer, m.column, m.value) for m in run.metrics])
         return staging
 
     def _staging_files(self) -> list:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -106,11 +107,17 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         results += quality.quarantine_results(staged.quarantined, staged.mart_rows, config.quality.quarantine_max_share)
 
         # Anomalies (Warning): this run's metrics against the previous published run's
-        history = _metrics_repository(spark, config, request.output)
+        history = _metrics_repository(spark, config, request.output, engine)
         current = metrics.published_metrics(request.as_of, staged.mart_rows, _total_revenue(report))
         if history is not None:
+            deequ_judge = None
+            if engine == "deequ":
+                from growth_revenue import deequ_engine
+
+                deequ_judge = functools.partial(deequ_engine.newest_point_is_normal, spark, history.path,
+                                                request.as_of)
             results += quality.anomaly_results(current, history.previous(request.as_of),
-                                               config.quality.anomaly_max_relative_change)
+                                               config.quality.anomaly_max_relative_change, deequ_judge)
         for result in results:
             level = log.error if result.blocks_publishing else log.warning if result.status == quality.FAILURE else log.info
             level("check %s", result.plain())
@@ -474,14 +481,15 @@ def _rows_written(metrics: dict[str, str]) -> str:
     return f"{metrics.get('numOutputRows', 0)} rows written"
 
 
-def _metrics_repository(spark: SparkSession, config: Config, output: Location) -> metrics.MetricsRepository | None:
+def _metrics_repository(spark: SparkSession, config: Config, output: Location,
+                        engine: str) -> metrics.MetricsRepository | None:
     path = config.quality.metrics_repository
     if path is None and output.path is not None:
         path = f"{output.path.rstrip('/')}/{tables.METRICS_REPOSITORY}"
     if path is None:
         log.warning("anomaly checks skipped: outputs are catalog tables and quality.metrics_repository is not set")
         return None
-    return metrics.MetricsRepository(spark, path)
+    return metrics.MetricsRepository(spark, path, deequ=engine == "deequ")
 
 
 def _total_revenue(report: DataFrame) -> float:

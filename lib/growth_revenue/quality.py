@@ -3,18 +3,18 @@
 Constraints are declared once, in Deequ's vocabulary and without Python lambdas (a lambda
 makes pydeequ start a py4j callback server). Two engines verify them and give the same rows:
 
-- `deequ`: PyDeequ's VerificationSuite, used when the Deequ jar is on the classpath;
-- `spark`: the same metrics computed with plain Spark aggregations, used when it is not
-  (see README "Quality engines" for why the Deequ jar is opt-in here).
+- `deequ` (deequ_engine.py): PyDeequ's VerificationSuite, wherever the Deequ jar is on the classpath;
+- `spark`: the same Deequ metric definitions computed with plain Spark aggregations, for where
+  Deequ cannot run (a Spark line whose Deequ build is not served, Databricks serverless).
 
-Anomaly checks compare this run's metrics with the previous run's from the metrics repository
-(metrics.py) the way Deequ's RelativeRateOfChangeStrategy does; they are Warning-level.
+Anomaly checks compare this run's metrics with the previous published run's in the metrics
+repository (metrics.py): through Deequ's RelativeRateOfChangeStrategy with the deequ engine, by
+the same rule on the driver with the spark engine. They are Warning-level.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -68,8 +68,9 @@ class AnomalyRule:
 
     @property
     def deequ_name(self) -> str:
+        decrease, increase = rate_bounds(self.max_change)
         return (f"anomaly({self.analyzer}({self.column or ''}), RelativeRateOfChangeStrategy("
-                f"maxRateDecrease={1 - self.max_change:g}, maxRateIncrease={1 + self.max_change:g}))")
+                f"maxRateDecrease={decrease:g}, maxRateIncrease={increase:g}))")
 
 
 @dataclass(frozen=True)
@@ -196,16 +197,34 @@ WATCHED_METRICS = (
 )
 
 
+def rate_bounds(max_change: float) -> tuple[float, float]:
+    """RelativeRateOfChangeStrategy's (maxRateDecrease, maxRateIncrease) for a relative bound."""
+    return 1 - max_change, 1 + max_change
+
+
 def relative_change(previous: float, current: float) -> float:
     if previous == 0:
         return 0.0 if current == 0 else float("inf")
     return current / previous - 1
 
 
-def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change: float) -> list[Result]:
+def is_normal_change(previous: float, current: float, max_change: float) -> bool:
+    """Deequ's RelativeRateOfChangeStrategy (order 1), with the JVM's double arithmetic: the ratio
+    current / previous lies within the bounds (inclusive); x / 0 is infinite, 0 / 0 is no anomaly."""
+    lower, upper = rate_bounds(max_change)
+    if previous == 0:
+        return current == 0
+    ratio = current / previous
+    return lower <= ratio <= upper
+
+
+def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change: float,
+                    deequ_judge=None) -> list[Result]:
     """Warning-level: each watched metric may move at most `max_change` (relative) since the previous run.
 
     `previous` is the newest published run before this as-of date; a first run has nothing to compare.
+    `deequ_judge(analyzer, column, value, max_decrease, max_increase)`, when given, is Deequ's anomaly
+    check against the metrics repository (deequ_engine.newest_point_is_normal), and decides the status.
     """
     results = []
     for analyzer, column, table, what in WATCHED_METRICS:
@@ -217,11 +236,14 @@ def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change
         if before is None:
             results.append(Result(check, rule, SUCCESS, None, f"{what} {_number(now)}; no earlier run to compare with"))
             continue
+        if deequ_judge is not None:
+            normal = deequ_judge(analyzer, column, now, *rate_bounds(max_change))
+        else:
+            normal = is_normal_change(before.value, now, max_change)
         change = relative_change(before.value, now)
-        status = SUCCESS if abs(change) <= max_change else FAILURE
         message = (f"{what} {_number(now)} vs {_number(before.value)} as of {previous.as_of}: "
                    f"{change:+.1%} (bound ±{max_change:.0%})")
-        results.append(Result(check, rule, status, change, message))
+        results.append(Result(check, rule, SUCCESS if normal else FAILURE, change, message))
     return results
 
 
@@ -252,13 +274,23 @@ def _number(value: float) -> str:
 
 
 # --- engines -------------------------------------------------------------------------------
+# Both engines measure every rule with Deequ's metric definitions, and `_judge` turns the
+# measurements into the same Result rows, so dq_check_results cannot tell which engine ran:
+# - Compliance (non_negative, positive, contained_in): rows satisfying the predicate / all rows,
+#   where a null complies (Deequ: COALESCE(col, 0) >= 0, COALESCE(col, 1) > 0, col IS NULL OR IN).
+# - Completeness: non-null rows / all rows.
+# - Uniqueness: values occurring exactly once / non-null rows; with only nulls there is no metric.
+# A rule holds when its metric is exactly 1 (Deequ's Check.IsOne).
 
 
 def deequ_available(spark: SparkSession) -> bool:
+    """Whether the Deequ jar is on the session's classpath (py4j resolves classes through the loader
+    that holds spark.jars.packages, which java.lang.Class.forName does not see)."""
+    from py4j.java_gateway import JavaClass
+
     try:
-        spark._jvm.java.lang.Class.forName("com.amazon.deequ.VerificationSuite")
-        return True
-    except Exception:  # noqa: BLE001 - py4j raises its own error types for a missing class
+        return isinstance(spark._jvm.com.amazon.deequ.VerificationSuite, JavaClass)
+    except Exception:  # noqa: BLE001 - no JVM gateway (e.g. Spark Connect): no Deequ
         return False
 
 
@@ -267,8 +299,8 @@ def choose_engine(spark: SparkSession, configured: str) -> str:
         return "deequ" if deequ_available(spark) else "spark"
     if configured == "deequ" and not deequ_available(spark):
         raise RuntimeError(
-            "quality.engine is 'deequ' but the Deequ jar is not on the classpath "
-            "(set spark.include_deequ_package: true, or install it as a cluster library)"
+            "quality.engine is 'deequ' but the Deequ jar is not on the classpath (set-up records whether "
+            "it resolved in <spark.ivy_dir>/<line>/resolved.json; on a cluster, install it as a library)"
         )
     return configured
 
@@ -277,100 +309,67 @@ def verify(spark: SparkSession, checks: list[Check], engine: str) -> list[Result
     results = []
     for check in checks:
         if engine == "deequ":
-            rows = check.data.count()
-            if rows == 0:
-                results += _vacuous(check)
-            else:
-                results += _verify_with_deequ(spark, check, rows)
+            from growth_revenue import deequ_engine
+
+            rows, measured = deequ_engine.verify(spark, check.data, check.level is Level.ERROR,
+                                                 f"{check.dataset} {check.name}", check.rules)
+            verdicts = [(m.passed, m.metric) for m in measured]
         else:
-            results += _verify_with_spark(check)
+            rows, verdicts = _measure_with_spark(check)
+        results += _judge(check, rows, verdicts)
     return results
 
 
-def _vacuous(check: Check) -> list[Result]:
-    # Deequ fails every metric on empty data; for a gate, "no row breaks the rule" holds.
-    return [Result(check, rule, SUCCESS, None, "no rows to check") for rule in check.rules]
-
-
-_BREAKS = {
-    "non_negative": lambda column, rule: column < 0,
-    "positive": lambda column, rule: column <= 0,
-    "complete": lambda column, rule: column.isNull(),
-    # Like Deequ, a null complies with a value rule; completeness is its own rule.
-    "contained_in": lambda column, rule: ~column.isin(list(rule.allowed)),
+_COMPLIES = {
+    "non_negative": lambda column, rule: F.coalesce(column.cast("double"), F.lit(0.0)) >= 0,
+    "positive": lambda column, rule: F.coalesce(column.cast("double"), F.lit(1.0)) > 0,
+    "complete": lambda column, rule: column.isNotNull(),
+    "contained_in": lambda column, rule: column.isNull() | column.isin(list(rule.allowed)),
 }
 
 
-def _violation_counts(check: Check) -> tuple[int, dict[Rule, int]]:
-    """(rows, rows breaking each rule), in one pass plus one per uniqueness rule."""
-    simple = [rule for rule in check.rules if rule.kind in _BREAKS]
-    exprs = [F.count(F.when(_BREAKS[r.kind](F.col(r.column), r), 1)).alias(f"r{i}") for i, r in enumerate(simple)]
+def _measure_with_spark(check: Check) -> tuple[int, list[tuple[bool, float | None]]]:
+    """(rows, (holds, metric) per rule): one pass for the row rules, one more per uniqueness rule."""
+    exprs = [F.count(F.when(_COMPLIES[r.kind](F.col(r.column), r), 1)).alias(f"r{i}")
+             for i, r in enumerate(check.rules) if r.kind in _COMPLIES]
     row = check.data.agg(F.count(F.lit(1)).alias("rows"), *exprs).first()
-    counts = {rule: row[f"r{i}"] for i, rule in enumerate(simple)}
-    for rule in (r for r in check.rules if r.kind == "unique"):
-        duplicated = check.data.groupBy(rule.column).count().where("count > 1").agg(F.sum("count")).first()[0]
-        counts[rule] = duplicated or 0
-    return row["rows"], counts
+    rows = row["rows"]
+    verdicts = []
+    for i, rule in enumerate(check.rules):
+        if rule.kind == "unique":
+            counts = (check.data.where(F.col(rule.column).isNotNull()).groupBy(rule.column).count()
+                      .agg(F.sum("count").alias("values"), F.count(F.when(F.col("count") == 1, 1)).alias("unique"))
+                      .first())
+            metric = counts["unique"] / counts["values"] if counts["values"] else None
+        else:
+            metric = row[f"r{i}"] / rows if rows else None
+        verdicts.append((metric == 1.0, metric))
+    return rows, verdicts
 
 
-def _describe(rule: Rule, broken: int, rows: int) -> str:
-    if broken == 0:
+def _judge(check: Check, rows: int, verdicts: list[tuple[bool, float | None]]) -> list[Result]:
+    if rows == 0:
+        # Deequ fails every metric on empty data; for a gate, "no row breaks the rule" holds.
+        return [Result(check, rule, SUCCESS, None, "no rows to check") for rule in check.rules]
+    return [Result(check, rule, SUCCESS if passed else FAILURE, metric, _describe(rule, passed, metric, rows))
+            for rule, (passed, metric) in zip(check.rules, verdicts, strict=True)]
+
+
+def _describe(rule: Rule, passed: bool, metric: float | None, rows: int) -> str:
+    if passed:
         return f"all {rows:,} rows comply"
+    if metric is None:
+        return f"{rule.column} is null in all {rows:,} rows"
+    if rule.kind == "unique":
+        return (f"{rule.column} is not unique (uniqueness {metric:.6g}: values occurring once per non-null "
+                f"row, over {rows:,} rows)")
     what = {
         "non_negative": f"{rule.column} < 0",
         "positive": f"{rule.column} <= 0",
         "complete": f"{rule.column} is null",
-        "unique": f"{rule.column} shared with another row",
         "contained_in": f"{rule.column} not in [{', '.join(rule.allowed)}]",
     }[rule.kind]
-    return f"{broken:,} of {rows:,} rows have {what}"
-
-
-def _verify_with_spark(check: Check) -> list[Result]:
-    rows, counts = _violation_counts(check)
-    if rows == 0:
-        return _vacuous(check)
-    results = []
-    for rule in check.rules:
-        broken = counts[rule]
-        compliance = 1.0 - broken / rows
-        status = SUCCESS if broken == 0 else FAILURE
-        message = _describe(rule, broken, rows) + ("" if broken == 0 else f" (metric {compliance:.6g})")
-        results.append(Result(check, rule, status, compliance, message))
-    return results
-
-
-_DEEQU_VALUE = re.compile(r"Value: ([0-9.Ee+-]+)")
-
-
-def _verify_with_deequ(spark: SparkSession, check: Check, rows: int) -> list[Result]:
-    from pydeequ.checks import Check as DeequCheck
-    from pydeequ.checks import CheckLevel
-    from pydeequ.verification import VerificationResult, VerificationSuite
-
-    level = CheckLevel.Error if check.level is Level.ERROR else CheckLevel.Warning
-    deequ_check = DeequCheck(spark, level, f"{check.dataset} {check.name}")
-    for rule in check.rules:
-        if rule.kind == "contained_in":
-            deequ_check = deequ_check.isContainedIn(rule.column, list(rule.allowed))
-        else:
-            method = {"non_negative": "isNonNegative", "positive": "isPositive",
-                      "complete": "isComplete", "unique": "isUnique"}[rule.kind]
-            deequ_check = getattr(deequ_check, method)(rule.column)
-    outcome = VerificationSuite(spark).onData(check.data).addCheck(deequ_check).run()
-    rows_out = VerificationResult.checkResultsAsDataFrame(spark, outcome).collect()
-    results = []
-    # Deequ reports constraints in the order they were added.
-    for rule, row in zip(check.rules, rows_out, strict=True):
-        passed = row["constraint_status"] == SUCCESS
-        found = _DEEQU_VALUE.search(row["constraint_message"] or "")
-        metric = 1.0 if passed else (float(found.group(1)) if found else None)
-        broken = 0 if passed or metric is None else round((1.0 - metric) * rows)
-        message = _describe(rule, broken, rows) if metric is not None else row["constraint_message"]
-        if not passed:
-            message += f" (Deequ: {row['constraint_message']})"
-        results.append(Result(check, rule, SUCCESS if passed else FAILURE, metric, message))
-    return results
+    return f"{round((1.0 - metric) * rows):,} of {rows:,} rows have {what} (metric {metric:.6g})"
 
 
 # --- recording -----------------------------------------------------------------------------

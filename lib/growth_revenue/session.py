@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from growth_revenue import jars
 from growth_revenue.config import SparkSettings
-from growth_revenue.launch import DELTA_CONF, base_conf
+from growth_revenue.launch import DELTA_CONF, SAME_ON_EVERY_LINE, base_conf
 
-# pydeequ refuses to import without it; set here so no caller's shell has to.
-os.environ.setdefault("SPARK_VERSION", jars.SPARK_MINOR)
+# pydeequ refuses to import without it. Set from the installed pyspark, never from the caller's shell.
+os.environ["SPARK_VERSION"] = jars.installed_line().name
 
 
 def on_databricks() -> bool:
@@ -26,12 +25,14 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     else:
         builder = SparkSession.builder.appName(settings.app_name)
         if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit: we own the JVM
-            builder = _local_builder(builder, settings)
+            line = jars.installed_line()
+            builder = _local_builder(builder, settings, line, jars.deequ_resolved(settings.ivy_dir, line))
         spark = builder.getOrCreate()
     # A local builder and spark-submit.sh (via launch.py) already carry base_conf, and a user's own
-    # --conf must win over it; only the UTC session zone is a correctness invariant, so it is forced.
+    # --conf must win over it; the UTC session zone and the settings that make both Spark lines
+    # compute the same rows are correctness invariants, so they are forced.
     runtime = base_conf(settings) if on_databricks() else {}
-    runtime["spark.sql.session.timeZone"] = "UTC"
+    runtime.update({**SAME_ON_EVERY_LINE, "spark.sql.session.timeZone": "UTC"})
     for key, value in runtime.items():
         if not key.startswith("spark.databricks."):
             spark.conf.set(key, value)
@@ -39,17 +40,23 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     return spark
 
 
-def _local_builder(builder: SparkSession.Builder, settings: SparkSettings) -> SparkSession.Builder:
+def local_session(settings: SparkSettings, line: jars.SparkLine, include_deequ: bool) -> SparkSession:
+    """A local session with exactly these packages (set-up uses it to fetch them)."""
+    return _local_builder(SparkSession.builder.appName(settings.app_name), settings, line, include_deequ).getOrCreate()
+
+
+def _local_builder(builder: SparkSession.Builder, settings: SparkSettings, line: jars.SparkLine,
+                   include_deequ: bool) -> SparkSession.Builder:
     builder = (
         builder.master(settings.master)
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.jars.ivy", str(Path(settings.ivy_dir).absolute()))
+        .config("spark.jars.ivy", str(jars.ivy_dir(settings.ivy_dir, line)))
         .config("spark.jars.excludes", ",".join(jars.EXCLUDED_PACKAGES))
         # Set directly rather than via configure_spark_with_delta_pip, so jars.py stays the
         # one place the coordinates are spelled (a test checks they match the delta-spark wheel).
-        .config("spark.jars.packages", ",".join(jars.packages(settings.include_deequ_package)))
+        .config("spark.jars.packages", ",".join(jars.packages(line, include_deequ)))
     )
     for key, value in {**DELTA_CONF, **base_conf(settings)}.items():
         builder = builder.config(key, value)
