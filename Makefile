@@ -9,11 +9,13 @@ VENV        := .venv-$(SPARK_LINE)
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 JARS_STAMP  := .ivy/$(SPARK_LINE)/resolved.json
+ALL_LINES   := $(shell $(LINES_CLI) lines)
+OTHER_LINES := $(filter-out $(SPARK_LINE),$(ALL_LINES))
 # Airflow lives in its own venv: its pins and pyspark-client clash with the job's pyspark.
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: venv jars airflow-venv package demo test clean bench bench-layout
+.PHONY: venv jars all-lines airflow-venv package demo test test-line clean bench bench-layout
 
 $(STAMP): pyproject.toml lib/growth_revenue/jars.py
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -29,6 +31,10 @@ $(JARS_STAMP): $(STAMP)
 	$(PY) -m growth_revenue.jars --resolve
 
 jars: $(JARS_STAMP)
+
+# Every line's venv and jars: the cross-line tests run the job on each.
+all-lines:
+	@for line in $(ALL_LINES); do $(MAKE) --no-print-directory jars SPARK_LINE=$$line || exit 1; done
 
 # The Airflow venv the DAG tests run (tests/test_airflow_dag.py calls its python in subprocesses).
 $(AIRFLOW_STAMP): dags/requirements-airflow.txt
@@ -47,8 +53,14 @@ demo: jars
 	$(PY) -m growth_revenue.sample_data --config conf/local.yaml --out data/lakehouse/raw
 	./spark-submit.sh --config conf/local.yaml
 
-test: jars $(AIRFLOW_STAMP)
+# The whole suite on this line, then on every other line the tests that must hold there too:
+# everything not marked slow, plus the slow tests marked every_line (see docs in README "Tests").
+test: all-lines $(AIRFLOW_STAMP)
 	$(PY) -m pytest
+	@for line in $(OTHER_LINES); do $(MAKE) --no-print-directory test-line SPARK_LINE=$$line || exit 1; done
+
+test-line: jars
+	$(PY) -m pytest -m "not slow or every_line"
 
 clean:
 	rm -rf build data spark-warehouse .pytest_cache

@@ -1,8 +1,8 @@
 """Benchmark of the nightly revenue job: full rebuild, incremental nightly, the report, and its peers.
 
-    .venv/bin/python bench/bench_nightly.py       (make bench): 10M orders over 365 days, every scenario
-    .venv/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
-    .venv/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
+    .venv-3.5/bin/python bench/bench_nightly.py       (make bench): 10M orders over 365 days, every scenario
+    .venv-3.5/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
+    .venv-3.5/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
 
 Scenarios, each timed --repeat times in this one process and one SparkSession (driver memory set
 before the JVM starts):
@@ -39,7 +39,7 @@ import measure
 import peers
 import raw_data
 import results_doc
-from growth_revenue import jars, pipeline, scanstats, tables, transforms
+from growth_revenue import jars, pipeline, quality, scanstats, tables, transforms
 from growth_revenue.config import Config, load_config
 from growth_revenue.io import Location
 from growth_revenue.session import get_spark, stop_spark
@@ -344,7 +344,8 @@ def machine_facts(spark: SparkSession) -> dict:
         "os": platform.platform(),
         "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.runtime.version"),
         "spark": spark.version,
-        "delta": f"{jars.DELTA_PACKAGE} (delta-spark wheel {metadata.version('delta-spark')})",
+        "delta": f"{jars.installed_line().delta_package} (delta-spark wheel {metadata.version('delta-spark')})",
+        "quality_engine": quality.choose_engine(spark, "auto"),
         "duckdb": metadata.version("duckdb"),
         "deltalake": metadata.version("deltalake"),
         "python": platform.python_version(),

@@ -1,6 +1,6 @@
 """Which layout for mart_orders_enriched: partitioned by order_date, or liquid-clustered on it?
 
-    .venv/bin/python bench/layout.py --orders 3000000     (or: make bench-layout)
+    .venv-3.5/bin/python bench/layout.py --orders 3000000     (or: make bench-layout)
 
 Writes the same mart rows (a year of orders) three ways and measures, median of --repeat runs:
 - the write (for liquid clustering: the write plus the OPTIMIZE that clusters it);

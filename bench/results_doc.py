@@ -296,8 +296,8 @@ def _scale_for(target: Target, scales: list[dict]) -> tuple[dict, bool] | None:
 
 RERUN = """```sh
 make bench          # 10M orders over 365 days, every scenario
-.venv/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
-.venv/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
+.venv-3.5/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
+.venv-3.5/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
 ```"""
 
 

@@ -14,12 +14,13 @@ Settings read when the file is parsed, from the environment (no metadata-DB quer
 | GROWTH_REVENUE_SPARK_CONN_ID    | spark_default                             |
 | GROWTH_REVENUE_TIMEZONE         | UTC (the zone of the 07:00 schedule)      |
 | GROWTH_REVENUE_RETRIES          | 3 (0 in a test or dev deployment)         |
+| GROWTH_REVENUE_SPARK_LINE       | the default line (growth_revenue/jars.py) |
 
 Read when the task runs, as an Airflow Variable (a template, so parsing never queries it):
 
 | Variable                | default                                                  |
 |-------------------------|----------------------------------------------------------|
-| growth_revenue_python   | $GROWTH_REVENUE_PYTHON, else <project>/.venv/bin/python  |
+| growth_revenue_python   | $GROWTH_REVENUE_PYTHON, else <project>/.venv-<line>/bin/python |
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ JOB_CONFIG = os.environ.get("GROWTH_REVENUE_CONFIG") or str(PROJECT_DIR / "conf"
 SPARK_CONN_ID = os.environ.get("GROWTH_REVENUE_SPARK_CONN_ID") or "spark_default"
 SCHEDULE_TIMEZONE = os.environ.get("GROWTH_REVENUE_TIMEZONE") or "UTC"
 RETRIES = int(os.environ.get("GROWTH_REVENUE_RETRIES") or 3)
-DEFAULT_PYTHON = os.environ.get("GROWTH_REVENUE_PYTHON") or str(PROJECT_DIR / ".venv" / "bin" / "python")
 
 # The job's own package, for its launch settings only (pure Python + PyYAML, which Airflow has).
 if str(PROJECT_DIR / "lib") not in sys.path:
@@ -47,6 +47,11 @@ if str(PROJECT_DIR / "lib") not in sys.path:
 
 from growth_revenue import jars, launch  # noqa: E402
 from growth_revenue.config import load_config  # noqa: E402
+
+# The Spark line the job's venv was set up for (make venv SPARK_LINE=...): its packages and Ivy cache.
+SPARK_LINE = jars.line(os.environ.get("GROWTH_REVENUE_SPARK_LINE") or jars.DEFAULT_LINE)
+DEFAULT_PYTHON = (os.environ.get("GROWTH_REVENUE_PYTHON")
+                  or str(PROJECT_DIR / f".venv-{SPARK_LINE.name}" / "bin" / "python"))
 
 APPLICATION = PROJECT_DIR / "jobs" / "nightly_revenue.py"
 # Built at deploy time: `python -m growth_revenue.package <project>/build/growth_revenue.zip`.
@@ -72,7 +77,7 @@ once a day at 07:00 {SCHEDULE_TIMEZONE} through spark-submit on the `{SPARK_CONN
 with `--config {JOB_CONFIG}` and `--as-of` = the run's date.
 
 **Publishes** (Delta, under the config's output dir or schema):
-`mart_orders_enriched` (rewritten whole), `rpt_30day_revenue_by_segment` (the snapshot for the
+`mart_orders_enriched` (kept up to date incrementally), `quarantine_orders`, `rpt_30day_revenue_by_segment` (the snapshot for the
 as-of date, replaced atomically) and `dq_check_results` (one row per quality check, every run).
 
 **A failed task means the date's numbers were not published**: the dashboards keep serving the
@@ -85,13 +90,15 @@ previous (yesterday's) tables. The spark-submit exit code in the task log says w
   retrying does not help. (A bad job config shows up earlier, as this DAG's import error.)
 * `3`: quality gate failed: bad or stale data. Nothing was published; the failed checks are in the
   log and in `dq_check_results`. The retries pick up data that lands late.
+* `4`: another run kept committing to the same tables (conflict retries exhausted). Nothing is
+  half-written; clear the task once the other run is done.
 
 Rerunning (clearing) a date is safe: it replaces only that date's report snapshot.
 """
 
 _job_config = load_config(JOB_CONFIG)
 # A relative Ivy cache is anchored in the checkout, not in whatever directory the worker runs in.
-_submit = launch.submit_settings(JOB_CONFIG, base_dir=PROJECT_DIR)
+_submit = launch.submit_settings(JOB_CONFIG, base_dir=PROJECT_DIR, line=SPARK_LINE)
 
 
 def _spark_conf() -> dict[str, str]:
@@ -135,7 +142,7 @@ with DAG(
         name=_submit.name,
         env_vars={
             # pydeequ refuses to import without it.
-            "SPARK_VERSION": jars.SPARK_MINOR,
+            "SPARK_VERSION": SPARK_LINE.name,
             # The job's interpreter (pyspark, delta-spark, pydeequ), for the driver and the executors;
             # pip's spark-submit also uses it to find SPARK_HOME.
             "PYSPARK_PYTHON": PYTHON_TEMPLATE,
@@ -144,5 +151,6 @@ with DAG(
         # data is actually read (a retry sees what landed since), and a backfill of a past date is
         # judged as of the end of that date (pipeline.freshness_reference).
         application_args=["--config", JOB_CONFIG, "--as-of", AS_OF_TEMPLATE],
-        doc_md="spark-submit of jobs/nightly_revenue.py; exit 1 input/runtime, 2 usage, 3 quality gate failed.",
+        doc_md=("spark-submit of jobs/nightly_revenue.py; exit 1 input/runtime, 2 usage, 3 quality gate failed, "
+                "4 conflicting runs."),
     )

@@ -1,7 +1,9 @@
 """The Databricks bundle's configuration for one target, resolved the way the Databricks CLI does it.
 
 Covers what databricks.yml uses: `include`, target overrides (tasks, job clusters and job parameters
-merged by their key, other lists appended), `${var.*}`, `${bundle.*}` and `${workspace.*}` references,
+merged by their key, other lists appended), simple and complex (`type: complex`) variables, a target
+assigning either kind in the short or the full form, `${var.*}` references to a variable or to a field of
+a complex one, `${bundle.*}` and `${workspace.*}` references,
 the default workspace paths (always under /Workspace), `run_as`, the development and production modes,
 and the annotations the CLI adds to every job before it calls the Jobs API. Anything else (variable
 lookups, `${resources.*}`, an unknown target key) raises BundleError rather than resolving differently
@@ -84,6 +86,11 @@ def resolve(target: str, user: User, variables: dict[str, Any] | None = None, ro
     return config
 
 
+def targets(root: Path = ROOT) -> dict[str, dict]:
+    """The targets as databricks.yml declares them, unresolved: name -> its overrides."""
+    return {name: spec or {} for name, spec in (_read(root / "databricks.yml").get("targets") or {}).items()}
+
+
 def job_settings(config: dict, key: str) -> dict:
     """The request body the CLI sends to the Jobs API for job `key` (a JobSettings)."""
     return config["resources"]["jobs"][key]
@@ -155,6 +162,12 @@ def _merge_by_key(job: dict) -> None:
 # --- variables, workspace paths, references ---------------------------------------------------
 
 
+# A target's mapping with exactly one of these key sets assigns a variable in the full form
+# ({default: ...}); any other mapping is the short form, the value itself (config/root.go rewriteShorthands).
+_FULL_OVERRIDES = ({"default", "type", "description"}, {"default", "type"}, {"default", "description"},
+                   {"lookup", "description"}, {"default"}, {"lookup"})
+
+
 def _variables(declared: dict, from_target: dict, from_command_line: dict) -> dict:
     if undeclared := (set(from_target) | set(from_command_line)) - set(declared):
         raise BundleError(f"variables assigned but not declared: {sorted(undeclared)}")
@@ -163,14 +176,34 @@ def _variables(declared: dict, from_target: dict, from_command_line: dict) -> di
         spec = dict(spec or {})
         if "lookup" in spec:
             raise BundleError(f"variable {name}: lookups need a workspace and are not modelled")
+        complex_ = spec.get("type") == "complex"
         value = spec.get("default")
         if name in from_target:
             assigned = from_target[name]
-            value = assigned.get("default") if isinstance(assigned, dict) else assigned
-        value = from_command_line.get(name, value)
+            if isinstance(assigned, dict) and set(assigned) in _FULL_OVERRIDES:
+                if "lookup" in assigned:
+                    raise BundleError(f"variable {name}: lookups need a workspace and are not modelled")
+                value = assigned["default"]
+            elif isinstance(assigned, (dict, list)) and not complex_:
+                raise BundleError(f"variable {name} is not of type complex but is assigned a {type(assigned).__name__}")
+            else:
+                value = assigned
+        if name in from_command_line:
+            if complex_:
+                raise BundleError(f"setting variables of complex type via --var flag is not supported: {name}")
+            value = from_command_line[name]
         if value is None:
             raise BundleError(f"no value assigned to required variable {name}")
+        if not complex_ and isinstance(value, (dict, list)):
+            raise BundleError(f"variable {name} has a {type(value).__name__} value but is not of type complex")
         resolved[name] = {**spec, "value": value}
+    for name, variable in resolved.items():
+        if variable.get("type") == "complex":
+            for reference in _REFERENCE.findall(yaml.safe_dump(variable["value"])):
+                head, _, rest = reference.partition(".")
+                if head == "var" and resolved.get(rest.split(".")[0], {}).get("type") == "complex":
+                    raise BundleError(f"variable {name}: complex variables cannot contain references to another "
+                                      "complex variables")
     return resolved
 
 

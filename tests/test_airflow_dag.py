@@ -27,6 +27,8 @@ AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
 PROBE = Path(__file__).resolve().parent / "airflow_probe" / "dag_probe.py"
 REQUIREMENTS = DAGS / "requirements-airflow.txt"
 JOB_PYTHON = Path(sys.executable)  # the job's venv: pyspark, and spark-submit beside it
+DEFAULT_LINE = jars.line(jars.DEFAULT_LINE)
+OTHER_LINE = jars.line(next(name for name in jars.LINES if name != jars.DEFAULT_LINE))
 
 AS_OF = dt.date(2026, 11, 25)
 RENDER_CASES = [
@@ -87,10 +89,18 @@ def parsed(airflow_python, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tokyo_config(tmp_path_factory):
+def tokyo_ivy(tmp_path_factory):
+    """An absolute Ivy cache where set-up recorded the default line's Deequ jar as resolved."""
+    ivy = tmp_path_factory.mktemp("tokyo-ivy")
+    jars.ivy_dir(ivy, DEFAULT_LINE).mkdir()
+    (jars.ivy_dir(ivy, DEFAULT_LINE) / jars.RECORD).write_text(json.dumps({"deequ_resolved": True}))
+    return ivy
+
+
+@pytest.fixture(scope="module")
+def tokyo_config(tmp_path_factory, tokyo_ivy):
     config = tmp_path_factory.mktemp("tokyo") / "tokyo.yaml"
-    config.write_text("rules:\n  reporting_timezone: Asia/Tokyo\nspark:\n  include_deequ_package: true\n"
-                      "  ivy_dir: /opt/ivy\n")
+    config.write_text(f"rules:\n  reporting_timezone: Asia/Tokyo\nspark:\n  ivy_dir: {tokyo_ivy}\n")
     return config
 
 
@@ -105,6 +115,12 @@ def configured(airflow_python, tmp_path_factory, tokyo_config):
                  AIRFLOW_VAR_GROWTH_REVENUE_PYTHON="/opt/growth/venv/bin/python",
                  # Would turn a plain "0 7 * * *" into a data-interval timetable (logical_date a day early).
                  AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS="True")
+
+
+@pytest.fixture(scope="module")
+def other_line(airflow_python, tmp_path_factory):
+    """The DAG as a deployment on the other Spark line parses it: the line is the only setting."""
+    return probe(airflow_python, tmp_path_factory.mktemp("other-line"), GROWTH_REVENUE_SPARK_LINE=OTHER_LINE.name)
 
 
 def requirement_pins() -> dict[str, str]:
@@ -197,6 +213,7 @@ def test_doc_md_says_what_is_published_and_what_each_exit_code_means(parsed):
     assert "`1`: input or runtime error" in doc
     assert "`2`: usage error" in doc
     assert "`3`: quality gate failed" in doc
+    assert "`4`: another run kept committing" in doc
     assert "previous (yesterday's) tables" in doc
 
 
@@ -212,24 +229,28 @@ def test_task_spark_submits_the_job_entry_point_with_the_packaged_lib(parsed):
 @pytest.mark.slow
 def test_packages_excludes_and_confs_are_launch_submit_settings_of_the_job_config(parsed):
     task = parsed["describe"]["task"]
-    expected = launch.submit_settings(str(ROOT / "conf" / "local.yaml"))
-    assert task["packages"] == jars.DELTA_PACKAGE == ",".join(expected.packages)
+    expected = launch.submit_settings(str(ROOT / "conf" / "local.yaml"), line=DEFAULT_LINE)
+    # The default line's Delta, and its Deequ exactly when set-up recorded it as resolved in the checkout's cache.
+    assert task["packages"] == ",".join(expected.packages) == ",".join(
+        jars.packages(DEFAULT_LINE, jars.deequ_resolved(ROOT / ".ivy", DEFAULT_LINE)))
+    assert task["packages"].split(",")[0] == DEFAULT_LINE.delta_package
     assert task["exclude_packages"] == ",".join(jars.EXCLUDED_PACKAGES)
     assert task["driver_memory"] == expected.driver_memory
     assert task["name"] == expected.name
     assert task["conf"] == {
         **expected.conf,
-        # anchored in the checkout, not in whatever directory the worker runs in
-        "spark.jars.ivy": str(ROOT / ".ivy"),
+        # the line's own cache, anchored in the checkout, not in whatever directory the worker runs in
+        "spark.jars.ivy": str(ROOT / ".ivy" / DEFAULT_LINE.name),
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}",
     }
 
 
 @pytest.mark.slow
 def test_env_vars_give_pydeequ_its_spark_version_and_spark_the_jobs_python(parsed, configured):
-    assert parsed["describe"]["task"]["env_vars"]["SPARK_VERSION"] == jars.SPARK_MINOR
+    assert parsed["describe"]["task"]["env_vars"]["SPARK_VERSION"] == DEFAULT_LINE.name
     default = parsed["rendered"]["scheduled"]["env_vars"]
-    assert default == {"SPARK_VERSION": jars.SPARK_MINOR, "PYSPARK_PYTHON": str(ROOT / ".venv" / "bin" / "python")}
+    assert default == {"SPARK_VERSION": DEFAULT_LINE.name,
+                       "PYSPARK_PYTHON": str(ROOT / f".venv-{DEFAULT_LINE.name}" / "bin" / "python")}
     from_variable = configured["rendered"]["scheduled"]["env_vars"]
     assert from_variable["PYSPARK_PYTHON"] == "/opt/growth/venv/bin/python"
 
@@ -254,7 +275,8 @@ def test_as_of_is_the_calendar_date_of_the_run_in_the_reporting_timezone(parsed,
 
 
 @pytest.mark.slow
-def test_settings_from_the_environment_choose_config_connection_timezone_and_retries(configured, tokyo_config):
+def test_settings_from_the_environment_choose_config_connection_timezone_and_retries(configured, tokyo_config,
+                                                                                      tokyo_ivy):
     dag, task = configured["describe"]["dag"], configured["describe"]["task"]
     assert configured["describe"]["import_errors"] == {}
     assert task["conn_id"] == "spark_cluster"
@@ -262,12 +284,30 @@ def test_settings_from_the_environment_choose_config_connection_timezone_and_ret
     assert dag["timezone"] == "Asia/Tokyo"
     assert dag["timetable_type"] == "CronTriggerTimetable"
     assert dag["next_triggers"]["2026-11-24T12:00:00+00:00"] == "2026-11-24T22:00:00+00:00"  # 07:00 JST
-    # The config decides the packages (Deequ on) and the Ivy cache (absolute, kept as is).
-    assert task["packages"] == f"{jars.DELTA_PACKAGE},{jars.DEEQU_PACKAGE}"
-    assert task["conf"]["spark.jars.ivy"] == "/opt/ivy"
+    # The config decides the Ivy cache (absolute, kept as is, the line's folder in it), and so the packages:
+    # set-up recorded Deequ as resolved there.
+    assert task["packages"] == f"{DEFAULT_LINE.delta_package},{DEFAULT_LINE.deequ_package}"
+    assert task["conf"]["spark.jars.ivy"] == str(jars.ivy_dir(tokyo_ivy, DEFAULT_LINE))
     args = configured["rendered"]["tokyo_07_00"]["application_args"]
     # 07:00 in Tokyo on 2026-11-25 reports 2026-11-25 in a Tokyo-reporting config ({{ ds }} would say 11-24).
     assert args == ["--config", str(tokyo_config), "--as-of", "2026-11-25"]
+
+
+@pytest.mark.slow
+def test_spark_line_setting_switches_packages_venv_spark_version_and_ivy_cache(other_line):
+    assert other_line["describe"]["import_errors"] == {}
+    task = other_line["describe"]["task"]
+    expected = launch.submit_settings(str(ROOT / "conf" / "local.yaml"), base_dir=ROOT, line=OTHER_LINE)
+    assert task["packages"] == ",".join(expected.packages) == ",".join(
+        jars.packages(OTHER_LINE, jars.deequ_resolved(ROOT / ".ivy", OTHER_LINE)))
+    assert task["packages"].split(",")[0] == OTHER_LINE.delta_package
+    assert task["exclude_packages"] == ",".join(jars.EXCLUDED_PACKAGES)
+    assert task["conf"]["spark.jars.ivy"] == str(ROOT / ".ivy" / OTHER_LINE.name)
+    assert task["env_vars"]["SPARK_VERSION"] == OTHER_LINE.name
+    assert other_line["rendered"]["scheduled"]["env_vars"] == {
+        "SPARK_VERSION": OTHER_LINE.name,
+        "PYSPARK_PYTHON": str(ROOT / f".venv-{OTHER_LINE.name}" / "bin" / "python"),
+    }
 
 
 # --- end to end through Airflow --------------------------------------------------------------------
@@ -294,6 +334,7 @@ def deployment(airflow_python, spark, tmp_path_factory):
         GROWTH_REVENUE_PROJECT_DIR=str(project),
         GROWTH_REVENUE_CONFIG=str(config),
         GROWTH_REVENUE_RETRIES="0",  # a failure ends the test run at once instead of waiting to retry
+        GROWTH_REVENUE_SPARK_LINE=jars.installed_line().name,  # the line of the job's venv below
         AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
         AIRFLOW_VAR_GROWTH_REVENUE_PYTHON=str(JOB_PYTHON),
         PATH=f"{JOB_PYTHON.parent}{os.pathsep}{os.environ['PATH']}",  # spark-submit from the job's venv
@@ -320,8 +361,11 @@ def dags_test(deployment, logical_date: str, timeout: int = 300) -> subprocess.C
 def test_airflow_dags_test_spark_submits_the_job_and_publishes_the_as_of_snapshot(deployment, spark):
     done = dags_test(deployment, "2026-11-25T07:00:00+00:00")
     assert done.returncode == 0, done.stdout[-4000:]
+    line = jars.installed_line()
+    # The job config's Ivy cache is the checkout's: Deequ is loaded if set-up resolved it there.
+    packages = ",".join(jars.packages(line, jars.deequ_resolved(ROOT / ".ivy", line)))
     assert re.search(r"Spark-Submit cmd: spark-submit --master local\[2\] .*"
-                     r"--py-files \S+/project/build/growth_revenue\.zip .*--packages io\.delta:delta-spark_4\.1_2\.13:\S+ "
+                     rf"--py-files \S+/project/build/growth_revenue\.zip .*--packages {re.escape(packages)} "
                      r".*/project/jobs/nightly_revenue\.py --config \S+/job\.yaml --as-of 2026-11-25", done.stdout)
     assert "published, exit 0" in done.stdout
     assert "state=success" in done.stdout

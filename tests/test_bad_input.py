@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from rows import customer, order, ts
 
-from growth_revenue import cli, io, tables
+from growth_revenue import cli, io, quality, tables
 from growth_revenue.io import Location
 from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
 
@@ -235,6 +235,8 @@ def test_bad_input(case, spark, baseline, tmp_path, capsys):
         errors = [line for line in log.splitlines() if " ERROR growth_revenue: " in line]
         assert any(case.says in line for line in errors), log
         recorded = case.exit_code == GATE  # a failed gate appends its results; nothing else is written
+        if recorded and quality.deequ_available(spark):  # on the default line: failed through Deequ itself
+            assert "constraints with the deequ engine" in log, log
         assert after == {**before, tables.DQ_RESULTS: before[tables.DQ_RESULTS] + recorded}
 
 

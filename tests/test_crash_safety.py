@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import os
 import queue
 import random
@@ -341,7 +342,10 @@ def _without_backoff(world, out):
 
 
 def _conflict():
-    return ConcurrentAppendException(message="[DELTA_CONCURRENT_APPEND] Files were added by a concurrent update (test)")
+    message = "[DELTA_CONCURRENT_APPEND] Files were added by a concurrent update (test)"
+    if "message" in inspect.signature(ConcurrentAppendException).parameters:  # pyspark 4
+        return ConcurrentAppendException(message=message)
+    return ConcurrentAppendException(desc=message, stackTrace="")  # pyspark 3.5
 
 
 def test_a_conflict_on_the_mart_write_is_retried_and_the_run_publishes(spark, world, tmp_path, monkeypatch, capsys):

@@ -1,12 +1,15 @@
 """The Databricks bundle: the job it deploys to each target, the wheel that job runs, the session on a cluster.
 
 The job is resolved per target as the Databricks CLI resolves it (tests/bundle.py) and must load into the
-SDK's JobSettings without losing a key. The wheel tests (slow) build the wheel with the bundle's own
+SDK's JobSettings without losing a key. Every Spark line of growth_revenue/jars.py has a development and a
+production target, whose job runs on that line's runtime with that line's Deequ build. The wheel tests (slow) build the wheel with the bundle's own
 artifact command in a copy of the project and run its entry point the way a python_wheel_task does.
 """
 
 import configparser
 import dataclasses
+import functools
+import json
 import os
 import re
 import shutil
@@ -23,7 +26,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from bundle import ROOT, User, job_settings, resolve
+from bundle import ROOT, BundleError, User, job_settings, resolve, targets
 from growth_revenue import jars
 from growth_revenue.config import load_config
 from growth_revenue.io import Location
@@ -37,29 +40,73 @@ PRINCIPAL = User("6f1c3a52-0d7e-4b9a-9a57-3c2f0e1d8b44", is_service_principal=Tr
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 # The Apache Spark each Databricks Runtime line ships (release notes, "versions and compatibility").
-DBR_SPARK = {"17": "4.0", "18": "4.1", "19": "4.2"}
-# The Python of Databricks Runtime 18 (release notes, "System environment").
-DBR_PYTHON = "3.12.3"
+DBR_SPARK = {"16": "3.5", "17": "4.0", "18": "4.1", "19": "4.2"}
+# The Python of each Databricks Runtime (release notes, "System environment").
+DBR_PYTHON = {"16": "3.12.3", "18": "3.12.3"}
+
+TARGETS = targets()
+MODES = ("development", "production")
+
+
+def mode(target):
+    return TARGETS[target].get("mode")
 
 
 def nightly(target, user=None, **variables):
-    """The resolved bundle and its job for `target`; prod is deployed by the service principal (CI)."""
-    config = resolve(target, user or (DEVELOPER if target == "dev" else PRINCIPAL), variables)
+    """The resolved bundle and its job for `target`; production is deployed by the service principal (CI)."""
+    config = resolve(target, user or (PRINCIPAL if mode(target) == "production" else DEVELOPER), variables)
     return config, job_settings(config, JOB)
+
+
+@functools.cache
+def targets_by_line() -> dict[tuple[str, str], list[str]]:
+    """(Spark line, mode) -> the targets that deploy the job on that line in that mode."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for target in TARGETS:
+        config, _ = nightly(target)
+        found.setdefault((config["variables"]["spark_line"]["value"]["name"], mode(target)), []).append(target)
+    return found
+
+
+def target_for(line, target_mode):
+    (target,) = targets_by_line().get((line, target_mode), [None])
+    assert target, f"no {target_mode} target runs Spark {line}"
+    return target
+
+
+def scala_of(maven_package):
+    """The Scala binary version in a Maven artifact name (delta-spark_4.1_2.13 -> 2.13)."""
+    return re.search(r"_(\d+\.\d+):[^:]+$", maven_package).group(1)
 
 
 # --- the job definition ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_every_spark_line_has_one_development_and_one_production_target():
+    assert set(targets_by_line()) == {(line, target_mode) for line in jars.LINES for target_mode in MODES}
+    assert all(len(found) == 1 for found in targets_by_line().values()), targets_by_line()
+    # The default targets (no target named, and prod from CI) run the default line.
+    (default,) = [target for target, spec in TARGETS.items() if spec.get("default")]
+    assert target_for(jars.DEFAULT_LINE, "development") == default == "dev"
+    assert target_for(jars.DEFAULT_LINE, "production") == "prod"
+
+
+def test_the_spark_line_is_chosen_by_target_not_by_var():
+    # A complex variable: the CLI refuses it on the command line, so a line is never half-switched.
+    with pytest.raises(BundleError, match="complex type via --var"):
+        nightly("dev", spark_line="4.1")
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_job_definition_loads_into_the_sdk_job_settings_without_loss(target):
     _, job = nightly(target)
     assert JobSettings.from_dict(job).as_dict() == job
 
 
-@pytest.mark.parametrize(("target", "pause_status"), [("dev", "PAUSED"), ("prod", "UNPAUSED")])
-def test_schedule_is_07_00_utc_daily_paused_in_dev_unpaused_in_prod(target, pause_status):
+@pytest.mark.parametrize("target", TARGETS)
+def test_schedule_is_07_00_utc_daily_paused_in_dev_unpaused_in_prod(target):
     _, job = nightly(target)
+    pause_status = {"development": "PAUSED", "production": "UNPAUSED"}[mode(target)]
     assert job["schedule"] == {"quartz_cron_expression": "0 0 7 * * ?", "timezone_id": "UTC",
                                "pause_status": pause_status}
 
@@ -79,25 +126,48 @@ def test_dev_is_a_personal_copy_and_prod_one_copy_run_as_the_service_principal()
     assert by_hand == prod
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
-def test_job_cluster_is_classic_compute_dedicated_to_the_run_as_identity_on_spark_4_1(target):
-    _, job = nightly(target)
+@pytest.mark.parametrize("line", [line for line in jars.LINES if line != jars.DEFAULT_LINE])
+def test_another_line_is_a_second_dev_copy_but_the_same_one_prod_job(line):
+    dev_config, dev = nightly(target_for(line, "development"))
+    assert dev["name"] == "[dev dana_engineer] growth_revenue_nightly"
+    assert dev_config["workspace"]["root_path"] == (
+        f"/Workspace/Users/{DEVELOPER.user_name}/.bundle/growth_revenue/{target_for(line, 'development')}")
+
+    # Same folder (so the same deployment state): deploying it moves the prod job to the line, it never
+    # schedules a second job on the same tables.
+    prod_config, prod = nightly("prod")
+    other_config, other = nightly(target_for(line, "production"))
+    assert other_config["workspace"]["root_path"] == prod_config["workspace"]["root_path"]
+    assert other_config["workspace"]["state_path"] == prod_config["workspace"]["state_path"]
+    line_specific = {"job_clusters", "tasks"}
+    assert {key: value for key, value in other.items() if key not in line_specific} == \
+           {key: value for key, value in prod.items() if key not in line_specific}
+
+
+@pytest.mark.parametrize("target_mode", MODES)
+@pytest.mark.parametrize("line", jars.LINES)
+def test_job_cluster_is_classic_compute_dedicated_to_the_run_as_identity_on_the_lines_runtime(line, target_mode):
+    spark_line = jars.line(line)
+    _, job = nightly(target_for(line, target_mode))
     (cluster,) = job["job_clusters"]
     spec = cluster["new_cluster"]
     runs_as = job.get("run_as", {"user_name": DEVELOPER.user_name})
     assert spec["data_security_mode"] == "SINGLE_USER"
     assert spec["single_user_name"] in runs_as.values()
+    assert spec["spark_version"] == spark_line.databricks_runtime
+    # The runtime ships the line's Spark, on the Scala its Delta jar is built for.
     runtime = re.fullmatch(r"(\d+)(?:\.\d+)?\.x-scala(\d+\.\d+)", spec["spark_version"])
     assert runtime, spec["spark_version"]
-    assert (DBR_SPARK[runtime.group(1)], runtime.group(2)) == (jars.SPARK_MINOR, jars.SCALA_BINARY)
-    assert spec["spark_env_vars"] == {"SPARK_VERSION": jars.SPARK_MINOR}
+    assert (DBR_SPARK[runtime.group(1)], runtime.group(2)) == (spark_line.name, scala_of(spark_line.delta_package))
+    assert spec["spark_env_vars"] == {"SPARK_VERSION": spark_line.name}
     (task,) = job["tasks"]
     assert task["job_cluster_key"] == cluster["job_cluster_key"]
     assert "environment_key" not in task and "environments" not in job  # not serverless
 
 
-@pytest.mark.parametrize(("target", "identity"), [("dev", DEVELOPER), ("prod", PRINCIPAL)])
-def test_task_runs_the_console_script_with_the_synced_databricks_config(target, identity):
+@pytest.mark.parametrize("target", TARGETS)
+def test_task_runs_the_console_script_with_the_synced_databricks_config(target):
+    identity, folder = (PRINCIPAL, "prod") if mode(target) == "production" else (DEVELOPER, target)
     _, job = nightly(target)
     (task,) = job["tasks"]
     wheel_task = task["python_wheel_task"]
@@ -106,21 +176,26 @@ def test_task_runs_the_console_script_with_the_synced_databricks_config(target, 
     assert canonicalize_name(wheel_task["package_name"]) == canonicalize_name(PROJECT["name"])
     assert wheel_task["parameters"] == [
         "--config",
-        f"/Workspace/Users/{identity.user_name}/.bundle/growth_revenue/{target}/files/conf/databricks.yaml",
+        f"/Workspace/Users/{identity.user_name}/.bundle/growth_revenue/{folder}/files/conf/databricks.yaml",
     ]
     # The bundle syncs every file git does not ignore.
     ignored = subprocess.run(["git", "check-ignore", "-q", "conf/databricks.yaml"], cwd=ROOT)
     assert (ROOT / "conf" / "databricks.yaml").is_file() and ignored.returncode == 1
 
 
-def test_task_libraries_are_the_bundle_wheel_and_the_deequ_jar_of_jars_py():
-    config, job = nightly("prod")
+@pytest.mark.parametrize("target_mode", MODES)
+@pytest.mark.parametrize("line", jars.LINES)
+def test_task_libraries_are_the_bundle_wheel_and_the_lines_deequ_jar_of_jars_py(line, target_mode):
+    config, job = nightly(target_for(line, target_mode))
     artifact = config["artifacts"][WHEEL_ARTIFACT]
     (task,) = job["tasks"]
     wheel, deequ = task["libraries"]
     assert artifact["type"] == "whl"
     assert wheel == {"whl": os.path.normpath(os.path.join(artifact["path"], "dist", "*.whl"))}
-    assert deequ == {"maven": {"coordinates": jars.DEEQU_PACKAGE, "exclusions": list(jars.EXCLUDED_PACKAGES)}}
+    assert deequ == {"maven": {"coordinates": jars.line(line).deequ_package,
+                               "exclusions": list(jars.EXCLUDED_PACKAGES)}}
+    # The wheel is built with the venv set up for the line (make venv SPARK_LINE=<line>).
+    assert artifact["build"] == f".venv-{line}/bin/python -m build --wheel"
 
 
 def test_databricks_config_loads_and_names_unity_catalog_tables():
@@ -138,8 +213,12 @@ def test_databricks_config_loads_and_names_unity_catalog_tables():
 
 def test_on_databricks_get_spark_reuses_the_running_session_without_packages_or_master(
         spark, config, monkeypatch, tmp_path):
+    # An Ivy cache where set-up recorded Deequ as resolved: a local session would load it, a cluster's must not.
+    ivy = jars.ivy_dir(tmp_path / "ivy", jars.installed_line())
+    ivy.mkdir(parents=True)
+    (ivy / jars.RECORD).write_text(json.dumps({"deequ_resolved": True}))
     settings = dataclasses.replace(config.spark, app_name="not_this_name", master="spark://not-this-master:7077",
-                                   include_deequ_package=True, ivy_dir=str(tmp_path / "ivy"), shuffle_partitions=3)
+                                   ivy_dir=str(tmp_path / "ivy"), shuffle_partitions=3)
     launcher_owned = ["spark.master", "spark.app.name", "spark.jars.packages", "spark.jars.ivy", "spark.jars.excludes"]
     runtime = [*base_conf(settings), "spark.sql.session.timeZone"]
     before = {key: spark.conf.get(key, None) for key in launcher_owned + runtime}
@@ -207,7 +286,8 @@ def bundle_build(tmp_path_factory):
     shutil.copy(ROOT / "pyproject.toml", project)
     shutil.copy(ROOT / "README.md", project)
     shutil.copytree(ROOT / "lib", project / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (project / ".venv").symlink_to(ROOT / ".venv")
+    venv = f".venv-{config['variables']['spark_line']['value']['name']}"
+    (project / venv).symlink_to(ROOT / venv)
     done = subprocess.run(["bash", "-c", artifact["build"]], cwd=project / artifact["path"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -277,7 +357,9 @@ def test_wheel_entry_point_fails_the_task_when_the_job_exits_non_zero(site, tmp_
 @pytest.mark.slow
 def test_wheel_installs_on_the_runtime_python_and_leaves_its_pyspark_alone(wheel):
     metadata = Parser().parsestr(wheel_file(wheel, "METADATA"))
-    assert DBR_PYTHON in SpecifierSet(metadata["Requires-Python"]), metadata["Requires-Python"]
+    for spark_line in jars.LINES.values():
+        python = DBR_PYTHON[spark_line.databricks_runtime.split(".")[0]]
+        assert python in SpecifierSet(metadata["Requires-Python"]), (spark_line.name, metadata["Requires-Python"])
     requirements = [Requirement(text) for text in metadata.get_all("Requires-Dist") or []]
     always = {canonicalize_name(requirement.name) for requirement in requirements if requirement.marker is None}
     # The runtime ships Spark and Delta; a wheel that pulls them from PyPI replaces the runtime's own.

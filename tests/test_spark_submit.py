@@ -6,10 +6,10 @@ import pytest
 from chispa import assert_df_equality
 from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
 
-from growth_revenue import io, tables
+from growth_revenue import io, jars, tables
 from growth_revenue.io import Location
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.every_line]
 
 NIGHTLY = "2026-11-25T07:00:00Z"
 
@@ -46,6 +46,13 @@ def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse,
     assert done.returncode == 0, done.log[-3000:]
     assert f"{tables.REPORT} as of {AS_OF}" in done.stdout
     assert "rule 3 test users" in done.log and "wrote" in done.log
+    # Deequ verifies wherever set-up fetched its jar for this line (on the default line, always);
+    # lambda-free, so py4j's callback server, which would keep the process alive, never starts.
+    line = jars.installed_line()
+    engine = "deequ" if jars.deequ_resolved(ROOT / ".ivy", line) else "spark"
+    assert line.name != jars.DEFAULT_LINE or engine == "deequ"
+    assert f"verifying 8 constraints with the {engine} engine" in done.log
+    assert "Callback server started" not in done.log
 
     assert_df_equality(read(spark, lakehouse, tables.MART), expected_mart(spark, lakehouse[0], config.rules),
                        ignore_row_order=True, ignore_nullable=True)

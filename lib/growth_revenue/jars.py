@@ -4,6 +4,7 @@ Standard library only, so the Makefile (before any venv exists), spark-submit.sh
 venv (which has no pyspark) all read the same facts:
 
     python -m growth_revenue.jars default-line          the line set-up uses unless told otherwise
+    python -m growth_revenue.jars lines                 every supported line
     python -m growth_revenue.jars requirements LINE     the pip pins of LINE, one per line
     python -m growth_revenue.jars packages [LINE]       the Maven packages a run loads, comma-separated
     python -m growth_revenue.jars --resolve             fetch them into the line's Ivy cache, once
@@ -37,8 +38,10 @@ class SparkLine:
 LINES = {
     "3.5": SparkLine(
         name="3.5",
-        # pyspark 3.5 converts to pandas with APIs pandas 3 removed.
-        requirements=("pyspark==3.5.9", "delta-spark==3.3.2", "pandas>=2.2,<3"),
+        # pyspark 3.5.5, not later: 3.5.6 made overwriting a catalog table fail with Delta 3.3.2
+        # ("does not support truncate in batch mode", delta-io/delta#4671). pyspark 3.5 converts to
+        # pandas with APIs pandas 3 removed.
+        requirements=("pyspark==3.5.5", "delta-spark==3.3.2", "pandas>=2.2,<3"),
         delta_package="io.delta:delta-spark_2.12:3.3.2",
         # Not pydeequ 1.7.0's mapping (2.0.21-spark-3.5): that build is not served here.
         deequ_package="com.amazon.deequ:deequ:2.1.0-spark-3.5",
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         return _resolve()
     if command == "default-line":
         print(DEFAULT_LINE)
+    elif command == "lines":
+        print(" ".join(LINES))
     elif command == "requirements":
         print("\n".join(line(rest[0] if rest else DEFAULT_LINE).requirements))
     elif command == "--excludes":
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "packages":
         print(",".join(packages(line(rest[0]) if rest else installed_line(), include_deequ=True)))
     else:
-        print(f"usage: python -m growth_revenue.jars [default-line | requirements LINE | packages [LINE] | --resolve]",
+        print(f"usage: python -m growth_revenue.jars [default-line | lines | requirements LINE | packages [LINE] | --resolve]",
               file=sys.stderr)
         return 2
     return 0

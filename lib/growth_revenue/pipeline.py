@@ -99,7 +99,8 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         staged_rows = transforms.with_test_customer_flag(staged.rows, profiles.current)
         checks = quality.gate_checks(staged_rows, report, freshness)
         engine = quality.choose_engine(spark, config.quality.engine)
-        log.info("verifying %d constraints with the %s engine", sum(len(c.rules) for c in checks), engine)
+        log.info("verifying %d constraints with the %s engine%s", sum(len(c.rules) for c in checks), engine,
+                 "" if engine == "deequ" else f" (Deequ: {quality.deequ_absence(spark)})")
         verify_started = time.monotonic()
         results = quality.verify(spark, checks, engine)
         verify_seconds = time.monotonic() - verify_started

@@ -294,6 +294,16 @@ def deequ_available(spark: SparkSession) -> bool:
         return False
 
 
+def deequ_absence(spark: SparkSession) -> str:
+    """Why Deequ is not verifying, for the run's log."""
+    from growth_revenue import jars
+
+    line = jars.installed_line()
+    if deequ_available(spark):
+        return "on the classpath, not chosen (quality.engine: spark)"
+    return f"{line.deequ_package} is not on the classpath of this Spark {line.name} session"
+
+
 def choose_engine(spark: SparkSession, configured: str) -> str:
     if configured == "auto":
         return "deequ" if deequ_available(spark) else "spark"
