@@ -133,3 +133,16 @@ def test_a_rerun_replaces_its_dates_entry_with_either_engine(spark, deequ, tmp_p
 
     [run] = MetricsRepository(spark, str(path)).load()
     assert run.get("Size").value == 1300.0
+
+
+@pytest.mark.parametrize(("previous", "current"), [(100, 130), (100, 130.01), (100, 70), (100, 69.99), (0, 0), (0, 5),
+                                                   (3, 1)])
+def test_both_engines_draw_the_anomaly_bounds_at_the_same_place(spark, deequ, tmp_path, previous, current):
+    from growth_revenue import deequ_engine
+
+    path = tmp_path / "dq_metrics.json"
+    MetricsRepository(spark, str(path)).save(published_metrics(NIGHTS[0], 10, float(previous)))
+    low, high = quality.rate_bounds(0.3)
+    by_deequ = deequ_engine.newest_point_is_normal(spark, str(path), NIGHTS[1], "Sum", "revenue", float(current),
+                                                   low, high)
+    assert by_deequ == quality.is_normal_change(float(previous), float(current), 0.3)

@@ -213,7 +213,7 @@ def overwrite(df: DataFrame, location: Location, partition_by: tuple[str, ...] =
         writer = writer.option(key, value)  # applied when the write creates the table
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    with _session_conf(df.sparkSession, _without_dictionary(plain_columns)):
+    with session_conf(df.sparkSession, _without_dictionary(plain_columns)):
         _save(writer, location)
 
 
@@ -273,7 +273,7 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
     # spreads them over the session's cores.
-    with _commit_metadata(spark, user_metadata), _session_conf(spark, _SPREAD_SMALL_WRITES):
+    with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)
@@ -315,12 +315,12 @@ def _set_properties(spark: SparkSession, location: Location, properties: dict[st
 
 def _commit_metadata(spark: SparkSession, user_metadata: str):
     """userMetadata for commits that take no writer option (MERGE, ALTER TABLE): a session setting."""
-    return _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": user_metadata})
+    return session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": user_metadata})
 
 
 @contextlib.contextmanager
-def _session_conf(spark: SparkSession, settings: dict[str, str]):
-    """Spark session settings for the duration of one write; the previous values come back after it."""
+def session_conf(spark: SparkSession, settings: dict[str, str]):
+    """Spark session settings for the duration of one write or action; the previous values come back after it."""
     previous = {key: spark.conf.get(key, None) for key in settings}
     for key, value in settings.items():
         spark.conf.set(key, value)

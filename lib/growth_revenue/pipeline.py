@@ -286,7 +286,7 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
     classified, rule_effects = _observed(
         transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment))
     # One cached pass over the orders feeds both the mart and the quarantine.
-    counted = transforms.counted_orders(classified).persist()
+    counted = _materialised(transforms.counted_orders(classified))
     mart = transforms.mart_orders(counted, rules.reporting_timezone)
     mart_rows = mart.count()
     quarantined = _log_rule_effects(rule_effects, mart_rows, "mart rows staged")
@@ -317,7 +317,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
 
     classified, rule_effects = _observed(
         transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment))
-    counted = transforms.counted_orders(classified).persist()
+    counted = _materialised(transforms.counted_orders(classified))
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
     # The mart's current rows of the affected orders: first which partitions hold them (order_id
@@ -363,6 +363,21 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
                       changed_rows, target_dates, newest, sum(by_action.values()) > 0, freshness_input,
                       (customers, affected, counted, current, staged, changes, quarantine), (staged, current))
+
+
+def _materialised(observed: DataFrame) -> DataFrame:
+    """`observed` cached, and filled by an action of its own, which also reports its Observation.
+
+    On Spark 3.5 the Observation can otherwise wait forever: when adaptive execution finds the
+    cached rows empty at run time (say every recomputed order was cancelled), its
+    AQEPropagateEmptyRelation rule replaces the cached scan with an empty relation, and the metrics
+    collected inside it are never reported. The rule is left out of this one action.
+    """
+    cached = observed.persist()
+    with io.session_conf(cached.sparkSession, {"spark.sql.adaptive.optimizer.excludedRules":
+                                                "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"}):
+        cached.count()
+    return cached
 
 
 def _observed(classified: DataFrame) -> tuple[DataFrame, Observation]:
