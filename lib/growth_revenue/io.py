@@ -156,7 +156,13 @@ def _delta_reader(spark: SparkSession, version: int | None):
 def delta_table(spark: SparkSession, location: Location) -> DeltaTable | None:
     """The Delta table at `location`, or None when it does not exist yet."""
     if location.name is not None:
-        return DeltaTable.forName(spark, location.quoted_name) if spark.catalog.tableExists(location.name) else None
+        if not spark.catalog.tableExists(location.name):
+            return None
+        parts = location.name.split(".")
+        if len(parts) == 3 and parts[0] == "spark_catalog":
+            # Delta 3's forName parses at most database.table; in the session catalog that is the same table.
+            return DeltaTable.forName(spark, Location(name=".".join(parts[1:])).quoted_name)
+        return DeltaTable.forName(spark, location.quoted_name)
     return DeltaTable.forPath(spark, location.path) if DeltaTable.isDeltaTable(spark, location.path) else None
 
 
