@@ -34,7 +34,6 @@ PYDEEQU_METHODS = {
 }
 
 
-
 @dataclass(frozen=True)
 class Measured:
     """Deequ's verdict on one constraint: its status and the metric it was judged on."""
