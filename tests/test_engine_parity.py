@@ -146,3 +146,22 @@ def test_both_engines_draw_the_anomaly_bounds_at_the_same_place(spark, deequ, tm
     by_deequ = deequ_engine.newest_point_is_normal(spark, str(path), NIGHTS[1], "Sum", "revenue", float(current),
                                                    low, high)
     assert by_deequ == quality.is_normal_change(float(previous), float(current), 0.3)
+
+
+def test_a_metrics_file_from_an_earlier_release_is_rewritten_so_deequ_reads_it(spark, deequ, tmp_path):
+    """Earlier releases wrote "where": null in every analyzer, which Deequ's own reader rejects."""
+    from growth_revenue import deequ_engine
+    from growth_revenue.metrics import to_deequ_json
+
+    path = tmp_path / "dq_metrics.json"
+    legacy = to_deequ_json([published_metrics(NIGHTS[0], 1000, 50.0)]).replace(
+        '"analyzerName": "Size"', '"analyzerName": "Size", "where": null').replace(
+        '"analyzerName": "Sum"', '"analyzerName": "Sum", "where": null')
+    path.write_text(legacy)
+    repo = MetricsRepository(spark, str(path), deequ=True)
+
+    repo.make_readable_by_deequ()
+    assert '"where"' not in path.read_text()
+    assert deequ_engine.newest_point_is_normal(spark, str(path), NIGHTS[1], "Size", None, 1100.0, 0.7, 1.3)
+    repo.save(published_metrics(NIGHTS[1], 1100, 50.0))
+    assert [run.get("Size").value for run in sorted(repo.load(), key=lambda r: r.as_of)] == [1000.0, 1100.0]

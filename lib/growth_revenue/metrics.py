@@ -27,6 +27,8 @@ from growth_revenue import tables
 
 log = logging.getLogger("growth_revenue")
 
+_LEGACY_NULL_WHERE = re.compile(r'"where"\s*:\s*null')
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -162,12 +164,24 @@ class MetricsRepository:
 
     def save(self, run: RunMetrics) -> None:
         """Add `run`, replacing any entry for the same as-of date (a rerun), in one file swap."""
+        self._swap_in(run)
+
+    def make_readable_by_deequ(self) -> None:
+        """Rewrite, in one file swap, a file from an earlier release: it has a null "where" in every
+        analyzer, which Deequ's own reader rejects (UnsupportedOperationException: JsonNull)."""
+        text = self._read(self._file)
+        if text is not None and _LEGACY_NULL_WHERE.search(text):
+            self._swap_in(None)
+            log.info("metrics repository %s rewritten in the format Deequ's reader accepts", self.path)
+
+    def _swap_in(self, run: RunMetrics | None) -> None:
         for _ in range(self._SAVE_ATTEMPTS):
-            runs = [r for r in self.load() if r.as_of != run.as_of] + [run]
-            if self._deequ:
-                staging = self._write_staging(self._read(self._file), run)
+            others = [r for r in self.load() if run is None or r.as_of != run.as_of]
+            if self._deequ and run is not None:
+                # Deequ's own repository adds the entry to the others (written as Deequ reads them).
+                staging = self._write_staging(to_deequ_json(others), run)
             else:
-                staging = self._write_staging(to_deequ_json(runs))
+                staging = self._write_staging(to_deequ_json(others + ([run] if run else [])))
             if self._fs.exists(self._file):
                 self._fs.delete(self._file, False)
             if self._fs.rename(staging, self._file):

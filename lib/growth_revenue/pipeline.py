@@ -115,6 +115,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
             if engine == "deequ":
                 from growth_revenue import deequ_engine
 
+                history.make_readable_by_deequ()
                 deequ_judge = functools.partial(deequ_engine.newest_point_is_normal, spark, history.path,
                                                 request.as_of)
             results += quality.anomaly_results(current, history.previous(request.as_of),
