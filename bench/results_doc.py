@@ -389,7 +389,9 @@ def render_scale(scale: dict) -> list[str]:
              "", "Runs:", ""]
     for inv in sorted(scale["invocations"].values(), key=lambda inv: inv["at"]):
         names = ", ".join(n for n, r in scale["scenarios"].items() if r["invocation"] == inv["at"])
-        lines.append(f"- {inv['at']}, git {inv['git']}, load average {inv['load_start']:.2f} at start, "
+        machine = inv["machine"]  # runs before the Deequ engine recorded none: they verified with Spark's
+        lines.append(f"- {inv['at']}, git {inv['git']}, Spark {machine['spark']} with the "
+                     f"{machine.get('quality_engine') or 'spark'} engine, load average {inv['load_start']:.2f} at start, "
                      f"{inv['load_end']:.2f} at end; driver memory {inv['driver_memory']}, shuffle partitions "
                      f"{inv['shuffle_partitions']}, look-back {inv['lookback_hours']} h; scenarios {names}: "
                      f"`{inv['command']}`")
