@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import deltalake
 import duckdb
@@ -24,8 +25,22 @@ def report_window(as_of: dt.date, rules: Rules) -> tuple[dt.date, dt.date]:
     return as_of - dt.timedelta(days=rules.report_window_days), as_of - dt.timedelta(days=1)
 
 
-def _normalised(values) -> list[str]:
-    return sorted({v.strip().lower() for v in values})
+# Padding is Unicode White_Space or a control character: the separators (Z: Zs, Zl, Zp) and Cc
+# cover exactly that set, in Java's regex dialect (Spark) and RE2's (DuckDB) alike.
+PADDED = r"^[\p{Z}\p{Cc}]+|[\p{Z}\p{Cc}]+$"
+_PADDING = "".join(chr(c) for c in range(0x110000) if chr(c).isspace() or chr(c) < " " or "\x7f" <= chr(c) < "\xa0")
+
+
+def _normalised(values, domains: bool = False) -> list[str]:
+    texts = {v.strip(_PADDING).lower() for v in values}
+    return sorted({t[:-1] if domains and t.endswith(".") else t for t in texts})
+
+
+def plausible(rules: Rules, as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The bench's runs are at 07:00 UTC on the as-of date."""
+    earliest = dt.datetime.combine(rules.earliest_order_date, dt.time(0), ZoneInfo(rules.reporting_timezone))
+    latest = dt.datetime.combine(as_of, dt.time(7), dt.timezone.utc) + dt.timedelta(hours=rules.max_future_skew_hours)
+    return earliest.astimezone(dt.timezone.utc), latest
 
 
 # --- naive Spark: the report straight from the raw tables ------------------------------------
@@ -45,19 +60,23 @@ def naive_report(spark: SparkSession, rules: Rules, raw: Path, as_of: dt.date) -
     latest_orders = orders.withColumn("rn", F.row_number().over(newest_order)).where("rn = 1")
     latest_customers = customers.withColumn("rn", F.row_number().over(newest_customer)).where("rn = 1")
 
-    segment = F.lower(F.trim("customer_segment"))
-    domain = F.when(F.col("email").contains("@"), F.lower(F.substring_index("email", "@", -1)))
+    text = lambda column: F.lower(F.regexp_replace(column, PADDED, ""))  # noqa: E731
+    segment = text(F.col("customer_segment"))
+    domain = F.when(F.col("email").contains("@"),
+                    F.regexp_replace(text(F.substring_index("email", "@", -1)), r"\.$", ""))
     profiles = latest_customers.select(
         "customer_id",
         F.when(segment.isNull() | (segment == ""), F.lit(rules.unknown_segment)).otherwise(segment).alias("segment"),
-        (F.coalesce("is_test_user", F.lit(False)) | F.coalesce(domain.isin(_normalised(rules.test_email_domains)),
-                                                               F.lit(False))).alias("is_test"),
+        (F.coalesce("is_test_user", F.lit(False))
+         | F.coalesce(domain.isin(_normalised(rules.test_email_domains, domains=True)), F.lit(False))).alias("is_test"),
     )
+    earliest, latest = plausible(rules, as_of)
     start, end = report_window(as_of, rules)
     order_date = F.to_date(F.from_utc_timestamp("order_ts", rules.reporting_timezone))
     counted = (
-        latest_orders.where(F.lower(F.trim("status")).isin(_normalised(rules.revenue_statuses)))
-        .where(F.col("order_ts").isNotNull() & F.col("amount").isNotNull())  # the quarantined never count
+        latest_orders.where(text(F.col("status")).isin(_normalised(rules.revenue_statuses)))
+        .where(F.col("order_ts").between(F.lit(earliest), F.lit(latest))  # the quarantined never count
+               & F.col("amount").isNotNull())
         .join(profiles, "customer_id", "left")
         .where(~F.coalesce("is_test", F.lit(False)) & order_date.between(F.lit(start), F.lit(end)))
     )
@@ -103,7 +122,9 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
     orders = _sql_list(deltalake.DeltaTable(str(raw / tables.RAW_ORDERS)).file_uris())
     customers = _sql_list(deltalake.DeltaTable(str(raw / tables.RAW_CUSTOMERS)).file_uris())
     unknown = _sql_text(rules.unknown_segment)
-    # DuckDB's trim, like Spark's, removes spaces only; string order is binary in both.
+    # String order is binary in both engines.
+    text = lambda column: f"lower(regexp_replace({column}, {_sql_text(PADDED)}, '', 'g'))"  # noqa: E731
+    earliest, latest = (f"TIMESTAMP '{bound.replace(tzinfo=None)}'" for bound in plausible(rules, as_of))
     mart = f"""
         WITH latest_orders AS (
             SELECT * FROM read_parquet({orders}) WHERE order_id IS NOT NULL
@@ -116,10 +137,11 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
                 is_test_user DESC NULLS LAST, email ASC NULLS LAST, customer_segment ASC NULLS LAST) = 1
         ), profiles AS (
             SELECT customer_id,
-                   coalesce(nullif(lower(trim(customer_segment)), ''), {unknown}) AS segment,
+                   coalesce(nullif({text("customer_segment")}, ''), {unknown}) AS segment,
                    coalesce(is_test_user, false)
-                   OR coalesce(list_contains({_sql_list(_normalised(rules.test_email_domains))},
-                                   CASE WHEN contains(email, '@') THEN lower(string_split(email, '@')[-1]) END),
+                   OR coalesce(list_contains({_sql_list(_normalised(rules.test_email_domains, domains=True))},
+                                   CASE WHEN contains(email, '@') THEN regexp_replace(
+                                       {text("string_split(email, '@')[-1]")}, '\\.$', '') END),
                                false) AS is_test
             FROM latest_customers
         )
@@ -128,9 +150,9 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
                    AS order_date,
                o.status, o.amount AS revenue, o.updated_at, o._ingested_at
         FROM latest_orders o LEFT JOIN profiles p ON o.customer_id = p.customer_id
-        WHERE list_contains({_sql_list(_normalised(rules.revenue_statuses))}, lower(trim(o.status)))
+        WHERE list_contains({_sql_list(_normalised(rules.revenue_statuses))}, {text("o.status")})
           AND NOT coalesce(p.is_test, false)
-          AND o.order_ts IS NOT NULL AND o.amount IS NOT NULL  -- the quarantined orders
+          AND o.order_ts BETWEEN {earliest} AND {latest} AND o.amount IS NOT NULL  -- not the quarantined
     """
     mart_rows = con.execute(f"COPY ({mart}) TO {_sql_text(str(mart_dir))} "
                             "(FORMAT parquet, PARTITION_BY (order_date))").fetchone()[0]

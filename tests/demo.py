@@ -22,12 +22,16 @@ def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = A
     return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
 
 
-def expected_mart(spark, root: Path, rules):
-    """The mart the rules give on the raw tables under root/raw, computed in process."""
+def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
+    """The mart the rules give on the raw tables under root/raw, computed in process, for a run at
+    `run_at` (default: now; it only decides which order_ts are plausible)."""
     orders = spark.read.format("delta").load(str(root / "raw" / tables.RAW_ORDERS))
     customers = spark.read.format("delta").load(str(root / "raw" / tables.RAW_CUSTOMERS))
     mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                 rules.unknown_segment, rules.reporting_timezone)
+                                 rules.unknown_segment, rules.reporting_timezone,
+                                 transforms.plausible_order_ts(run_at or dt.datetime.now(dt.timezone.utc),
+                                                               rules.max_future_skew_hours, rules.earliest_order_date,
+                                                               rules.reporting_timezone))
     return mart.select(*transforms.MART_COLUMNS)
 
 

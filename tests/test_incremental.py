@@ -48,6 +48,7 @@ class Lakehouse:
                              full_refresh=full_refresh)
         outcome = pipeline.run(self.spark, config, request)
         assert outcome.exit_code == EXIT_OK
+        self.last_run_at = request.run_timestamp  # a rebuild compared with the run uses its time
         return outcome
 
     def raw(self, name):
@@ -60,6 +61,11 @@ class Lakehouse:
         return io.version_of(self.spark, Location(path=str(self.out / tables.MART)))
 
 
+def order_ts_bounds(rules, run_at: dt.datetime):
+    return transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
+                                         rules.reporting_timezone)
+
+
 def without_run_columns(df):
     return df.drop(*[c for c in RUN_COLUMNS if c in df.columns])
 
@@ -69,10 +75,11 @@ def assert_equal_to_a_full_rebuild(lakehouse: Lakehouse, rules, as_of: str):
     to all raw rows."""
     orders, customers = lakehouse.raw(tables.RAW_ORDERS), lakehouse.raw(tables.RAW_CUSTOMERS)
     args = (rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment)
-    mart = transforms.build_mart(orders, customers, *args, rules.reporting_timezone)
+    bounds = order_ts_bounds(rules, lakehouse.last_run_at)
+    mart = transforms.build_mart(orders, customers, *args, rules.reporting_timezone, bounds)
     report = transforms.revenue_by_segment(mart, dt.date.fromisoformat(as_of), rules.report_window_days,
                                            dt.datetime.now(dt.timezone.utc), "rebuild")
-    quarantine = transforms.build_quarantine(orders, customers, *args)
+    quarantine = transforms.build_quarantine(orders, customers, *args, bounds)
     profiles = transforms.customer_profiles(customers, rules.test_email_domains, rules.unknown_segment)
     published_report = lakehouse.output(tables.REPORT).where(F.col("as_of_date") == F.lit(as_of).cast("date"))
     for published, rebuilt in ((lakehouse.output(tables.MART).select(*transforms.MART_COLUMNS), mart),
@@ -181,6 +188,58 @@ def with_deletion_vectors(config, enabled: bool):
 
 def mart_properties(lakehouse) -> dict[str, str]:
     return io.table_properties(io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART))))
+
+
+@pytest.mark.slow
+def test_dirty_values_and_order_dates_the_clock_makes_plausible_equal_a_full_rebuild_night_after_night(
+        lakehouse, config):
+    rules = config.rules
+    config = dataclasses.replace(config, quality=dataclasses.replace(config.quality, quarantine_max_share=1.0))
+    # Night 1: a test user with a padded e-mail, a padded status and segment, and an order stamped
+    # more than a day after the run (implausible: quarantined).
+    lakehouse.land("2026-11-20 05:00:00", customers=[
+        customer("D1", "qa@EXAMPLE.com\u00a0", "smb"), customer("R1", "r@shop.io", " SMB\t"),
+        customer("R2", "b@shop.io", "enterprise"),
+    ], orders=[
+        order("O1", "D1", "2026-11-18 10:00:00", amount="100.00"),
+        order("O2", "R1", "2026-11-18 11:00:00", status="\tcompleted\n", amount="200.00"),
+        order("O3", "R2", "2026-11-18 12:00:00", amount="300.00"),
+        order("O4", "R1", "2026-11-22 12:00:00", amount="400.00", updated_at="2026-11-20 04:00:00"),
+        order("O5", "R1", "2026-11-19 12:00:00", status="pending", amount="500.00"),
+    ])
+    assert lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00").mode == FULL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-20")
+    assert set(mart_segments(lakehouse)) == {"O2", "O3"} and mart_segments(lakehouse)["O2"] == "smb"
+    assert [r.order_id for r in lakehouse.output(tables.QUARANTINE).collect()] == ["O4"]
+
+    # Night 2: the test user's e-mail is cleaned (still a test user), a real customer's e-mail turns
+    # into a padded test one (their orders leave), and an order's new version has a padded status.
+    lakehouse.land("2026-11-21 05:00:00", customers=[
+        customer("D1", "qa@example.com", "smb", updated_at="2026-11-21 04:00:00"),
+        customer("R2", "b@Example.com.\n", "enterprise", updated_at="2026-11-21 04:00:00"),
+    ], orders=[
+        order("O5", "R1", "2026-11-19 12:00:00", status="\u00a0Completed", amount="500.00",
+              updated_at="2026-11-21 04:00:00"),
+    ])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-21")
+    assert set(mart_segments(lakehouse)) == {"O2", "O5"}
+
+    # Night 3, later in the day: nothing new about O4, but its order_ts is now within a day of the
+    # run: it leaves quarantine. Both e-mails become real ones again (their orders come back).
+    lakehouse.land("2026-11-22 05:00:00", customers=[
+        customer("D1", "qa@shop.io", "smb", updated_at="2026-11-22 04:00:00"),
+        customer("R2", "\u3000b@shop.io", "enterprise", updated_at="2026-11-22 04:00:00"),
+    ], orders=[order("O6", "R1", "2026-11-21 12:00:00", amount="600.00")])
+    assert lakehouse.run(config, "2026-11-22", "2026-11-22 13:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-22")
+    assert set(mart_segments(lakehouse)) == {"O1", "O2", "O3", "O4", "O5", "O6"}
+    assert lakehouse.output(tables.QUARANTINE).count() == 0
+
+    # A rerun given an earlier run time: O4 is implausible again, as a rebuild at that time says.
+    assert lakehouse.run(config, "2026-11-22", "2026-11-21 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-22")
+    assert "O4" not in mart_segments(lakehouse)
 
 
 @pytest.mark.slow
@@ -457,7 +516,8 @@ def test_a_crash_before_the_mart_commit_leaves_the_watermark_and_a_rerun_applies
 
 # --- deciding the mode: pure, no Spark ------------------------------------------------------------
 
-RULES = incremental.rule_inputs(["completed"], ["example.com"], "unknown", "UTC", "raw/o", "raw/c")
+RULES = incremental.rule_inputs(["completed"], ["example.com"], "unknown", "UTC", dt.date(2000, 1, 1), 24.0,
+                                "raw/o", "raw/c")
 
 
 def commit(version, operation="MERGE", metadata=None, **parameters):
@@ -487,6 +547,12 @@ def test_maintenance_commits_after_the_state_do_not_force_a_rebuild():
      "rule config changed since run r1: reporting_timezone"),
     ([commit(2, metadata=state(rules={**RULES, "mart_logic_version": 0}).to_metadata())], RULES, False,
      "mart_logic_version"),
+    ([commit(2, metadata=state(rules={**RULES, "max_future_skew_hours": 48.0}).to_metadata())], RULES, False,
+     "max_future_skew_hours"),
+    # What a state written before normalisation and the plausible dates (mart logic 1) holds.
+    ([commit(2, metadata=state(rules={k: v for k, v in {**RULES, "mart_logic_version": 1}.items()
+                                      if k not in ("earliest_order_date", "max_future_skew_hours")}).to_metadata())],
+     RULES, False, "earliest_order_date, mart_logic_version, max_future_skew_hours"),
 ])
 def test_a_run_rebuilds_when_the_state_is_missing_stale_or_asked_to(history, rules, full_refresh, reason):
     decision = incremental.decide(history, rules, full_refresh)

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import struct
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import nbformat
@@ -23,6 +24,7 @@ from demo import ROOT, small_job_config, write_raw
 from growth_revenue import io, pipeline, tables
 from growth_revenue.io import Location
 from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.sample_data import ORDERS_SCHEMA
 
 SPARK_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue.ipynb"
 PANDAS_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue_pandas.ipynb"
@@ -34,6 +36,9 @@ RUNS = [  # (as-of date, run time): two nightly runs, so the report has two snap
     (dt.date(2026, 11, 25), dt.datetime(2026, 11, 25, 7, tzinfo=UTC)),
 ]
 LATEST = RUNS[-1][0]
+# Orders at the last run's plausible bounds (rules.earliest_order_date, run time + 24 h of skew); the
+# first run quarantines the later one, the second publishes it.
+BOUND_ORDERS = {"bound-first": "2000-01-01 00:00:00", "bound-last": "2026-11-26 07:00:00"}
 SHOWN_COLUMNS = ["customer_segment", "revenue", "order_count", "customer_count"]
 CATALOG_SCHEMA = "spark_catalog.growth_notebook"
 PROBE = """\
@@ -50,6 +55,11 @@ def lakehouse(spark, config, tmp_path_factory):
     """(output dir, run ids): the sample raw tables, published by two runs of the job."""
     root = tmp_path_factory.mktemp("notebook_lakehouse")
     write_raw(spark, root, orders=3000, customers=300, as_of=LATEST)
+    landed = dt.datetime(2026, 11, 23, 6, tzinfo=UTC)
+    spark.createDataFrame([(order_id, None, dt.datetime.fromisoformat(at).replace(tzinfo=UTC), "completed",
+                            Decimal("1.00"), landed, landed) for order_id, at in BOUND_ORDERS.items()],
+                          ORDERS_SCHEMA).write.format("delta").mode("append").save(
+        str(root / "raw" / tables.RAW_ORDERS))
     run_ids = []
     for as_of, run_time in RUNS:
         request = RunRequest(as_of, run_time, Location(path=str(root / "raw" / tables.RAW_ORDERS)),
@@ -108,8 +118,13 @@ def spark_notebook(request, lakehouse, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pandas_notebook(lakehouse, tmp_path_factory):
+    """(cells, probe, latest, mart_df): the notebook's run, and the mart as its cell read it."""
     out, _ = lakehouse
-    return execute(PANDAS_NOTEBOOK, tmp_path_factory.mktemp("pandas_notebook"), {"GROWTH_LAKEHOUSE": str(out)})
+    workdir = tmp_path_factory.mktemp("pandas_notebook")
+    mart = workdir / "mart.pkl"
+    run = execute(PANDAS_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": str(out)},
+                  after={"mart": f"mart_df.to_pickle({str(mart)!r})"})
+    return (*run, pd.read_pickle(mart))
 
 
 # --- reading what a cell showed ----------------------------------------------------------------
@@ -252,7 +267,7 @@ def test_the_chart_of_revenue_by_segment_is_shown_and_saved_as_a_png(spark_noteb
 
 @pytest.mark.slow
 def test_the_pandas_notebook_reads_the_latest_snapshot_with_delta_rs_and_no_spark(spark, lakehouse, pandas_notebook):
-    _, probe, latest = pandas_notebook
+    _, probe, latest, _ = pandas_notebook
     assert probe == {"prefix": sys.prefix, "pyspark_loaded": False}
     expected = latest_snapshot(spark, lakehouse[0]).toPandas()
     for frame in (latest, expected):
@@ -262,6 +277,18 @@ def test_the_pandas_notebook_reads_the_latest_snapshot_with_delta_rs_and_no_spar
 
 @pytest.mark.slow
 def test_the_pandas_notebook_shows_the_same_latest_report(spark, lakehouse, pandas_notebook):
-    cells, _, _ = pandas_notebook
+    cells, _, _, _ = pandas_notebook
     assert all(o["output_type"] != "error" for cell in cells.values() for o in cell.get("outputs", []))
     assert_shows_the_latest_snapshot(spark, lakehouse[0], cells["latest-report"])
+
+
+@pytest.mark.slow
+def test_the_pandas_notebook_reads_the_marts_order_ts_as_spark_does_up_to_the_plausible_bounds(
+        spark, lakehouse, pandas_notebook):
+    mart_df = pandas_notebook[3]
+    spark_mart = spark.read.format("delta").load(str(lakehouse[0] / tables.MART))
+    in_spark = {r["order_id"]: r["order_ts"] for r in spark_mart.select(
+        "order_id", F.date_format("order_ts", "yyyy-MM-dd HH:mm:ss.SSSSSS").alias("order_ts")).collect()}
+    in_notebook = {row.order_id: row.order_ts.strftime("%Y-%m-%d %H:%M:%S.%f") for row in mart_df.itertuples()}
+    assert in_notebook == in_spark
+    assert {order_id: in_notebook[order_id][:19] for order_id in BOUND_ORDERS} == BOUND_ORDERS

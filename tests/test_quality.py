@@ -77,7 +77,8 @@ def test_test_user_flag_is_looked_up_independently_of_the_mart_filter(spark, mak
     profiles = transforms.customer_profiles(customers, ["example.com"], "unknown")
     leaked = transforms.mart_orders(
         transforms.classify_orders(make_orders([order("O1", "C1"), order("O2", "T1")]), profiles,
-                                   ["completed"], "unknown").withColumn("is_test_customer", transforms.F.lit(False)),
+                                   ["completed"], "unknown", (ts("2000-01-01 00:00:00"), ts("2030-01-01 00:00:00"))
+                                   ).withColumn("is_test_customer", transforms.F.lit(False)),
         "UTC",
     )
     kinds = {r["order_id"]: r["customer_kind"] for r in transforms.with_test_customer_flag(leaked, profiles).collect()}

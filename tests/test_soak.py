@@ -128,8 +128,10 @@ def expected_report(spark, root, rules, as_of, run_at):
            (tables.RAW_ORDERS, tables.RAW_CUSTOMERS)}
     orders = raw[tables.RAW_ORDERS].where(F.col("_ingested_at") <= F.lit(run_at))
     customers = raw[tables.RAW_CUSTOMERS].where(F.col("updated_at") <= F.lit(run_at))
+    bounds = transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
+                                           rules.reporting_timezone)
     mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                 rules.unknown_segment, rules.reporting_timezone)
+                                 rules.unknown_segment, rules.reporting_timezone, bounds)
     return transforms.revenue_by_segment(mart, as_of, rules.report_window_days, run_at, "expected")
 
 

@@ -24,6 +24,9 @@ AS_OF = dt.date(2026, 11, 25)
 WINDOW_START = dt.date(2026, 10, 26)  # D-30
 WINDOW_END = dt.date(2026, 11, 24)  # D-1
 COMPUTED_AT = ts("2026-11-25 07:00:00")
+# The run's plausible order_ts: from 2000-01-01 to 24 hours after its 07:00 start (the defaults).
+EARLIEST_ORDER_DATE, MAX_FUTURE_SKEW_HOURS = dt.date(2000, 1, 1), 24
+BOUNDS = transforms.plausible_order_ts(COMPUTED_AT, MAX_FUTURE_SKEW_HOURS, EARLIEST_ORDER_DATE, UTC)
 RUN_ID = "run-test-1"
 
 MART_KEY = "order_id string, customer_id string, customer_segment string, revenue decimal(18,2)"
@@ -45,6 +48,7 @@ def build_mart(make_orders, make_customers, orders, customers, reporting_timezon
         test_email_domains=TEST_EMAIL_DOMAINS,
         unknown_segment=UNKNOWN,
         reporting_timezone=reporting_timezone,
+        order_ts_bounds=BOUNDS,
     )
 
 
@@ -101,7 +105,7 @@ def test_rule1_counts_versions_and_picks_the_latest_in_one_sort_of_the_raw_order
         order("O2", amount="30.00"),
     ])
     classified = transforms.classify_orders(raw, profiles_of(make_customers, [customer("C1")]), REVENUE_STATUSES,
-                                            UNKNOWN)
+                                            UNKNOWN, BOUNDS)
     # Sorting every raw row is the costliest step of a full rebuild; a second sort for the version
     # count cost 5 s more at 10M orders. (The plan before it runs: once run, AQE prints it twice.)
     plan = classified._jdf.queryExecution().executedPlan().toString()
@@ -403,7 +407,7 @@ def without(row, field):
 
 def quarantine_of(make_orders, make_customers, orders, customers):
     return transforms.build_quarantine(make_orders(orders), make_customers(customers), REVENUE_STATUSES,
-                                       TEST_EMAIL_DOMAINS, UNKNOWN)
+                                       TEST_EMAIL_DOMAINS, UNKNOWN, BOUNDS)
 
 
 def test_quarantine_takes_revenue_orders_without_order_id_order_ts_or_amount_out_of_the_mart(

@@ -7,6 +7,7 @@ dotted name, so a typo in a nightly config fails loudly instead of silently usin
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,8 @@ class Rules:
     unknown_segment: str
     reporting_timezone: str
     report_window_days: int
+    earliest_order_date: dt.date
+    max_future_skew_hours: float
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,14 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
         return {str(k): str(v) for k, v in value.items()}
     if args and type(None) in args:  # Optional[X]
         return None if value is None else _coerce(args[0], value, name)
+    if kind is dt.date:  # YAML reads 2000-01-01 as a date; the command line gives text
+        try:
+            value = dt.date.fromisoformat(value) if isinstance(value, str) else value
+        except ValueError:
+            pass
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise ConfigError(f"config: '{name}' must be a date (YYYY-MM-DD), got {value!r}")
+        return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -166,6 +177,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"config: 'rules.reporting_timezone' is not an IANA time zone: {rules.reporting_timezone!r}"
         ) from exc
+    if rules.max_future_skew_hours < 0:
+        raise ConfigError("config: 'rules.max_future_skew_hours' must not be negative")
     if quality.freshness_max_age_hours <= 0:
         raise ConfigError("config: 'quality.freshness_max_age_hours' must be positive")
     if quality.anomaly_max_relative_change <= 0:

@@ -29,15 +29,18 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from growth_revenue.transforms import MART_COLUMNS, QUARANTINE_COLUMNS, _normalised
+from growth_revenue.transforms import (IMPLAUSIBLE_ORDER_TS, MART_COLUMNS, QUARANTINE_COLUMNS, _normalised,
+                                      _normalised_domains)
 
 # Bump when a release changes what the mart holds for the same raw rows: the next run rebuilds.
-MART_LOGIC_VERSION = 1
+# 2: text normalised before matching (Unicode padding), implausible order dates quarantined.
+MART_LOGIC_VERSION = 2
 
 FULL, INCREMENTAL = "full", "incremental"
 
@@ -50,13 +53,17 @@ _DATA_PRESERVING = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES
 
 
 def rule_inputs(revenue_statuses: Iterable[str], test_email_domains: Iterable[str], unknown_segment: str,
-                reporting_timezone: str, raw_orders: str, raw_customers: str) -> dict:
-    """Everything besides the raw rows that decides the mart: a change to any of it means a rebuild."""
+                reporting_timezone: str, earliest_order_date: dt.date, max_future_skew_hours: float,
+                raw_orders: str, raw_customers: str) -> dict:
+    """Everything besides the raw rows and the run's time that decides the mart: a change to any
+    of it means a rebuild."""
     return {
         "revenue_statuses": _normalised(revenue_statuses),
-        "test_email_domains": _normalised(test_email_domains),
+        "test_email_domains": _normalised_domains(test_email_domains),
         "unknown_segment": unknown_segment,
         "reporting_timezone": reporting_timezone,
+        "earliest_order_date": earliest_order_date.isoformat(),
+        "max_future_skew_hours": max_future_skew_hours,
         "raw_orders": raw_orders,
         "raw_customers": raw_customers,
         "mart_logic_version": MART_LOGIC_VERSION,
@@ -76,6 +83,8 @@ class MartState:
     # Delta version of raw_customers the profiles reflect; None when not Delta (or an older release's
     # state): the next run then recomputes every customer's profile.
     raw_customers_version: int | None = None
+    # ISO instant: the latest plausible order_ts of that run (transforms.plausible_order_ts).
+    latest_order_ts: str | None = None
 
     def to_metadata(self) -> str:
         """The commit's userMetadata: the run id (as every commit of a run) and this state."""
@@ -216,16 +225,38 @@ def _with_customer_flag(rows: DataFrame, customer_ids: DataFrame | None) -> Data
     return rows.join(flagged, "customer_id", "left")
 
 
-def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_customer_ids: DataFrame | None) -> DataFrame:
-    """order_id of every order to recompute from raw: a raw row of it landed, or it has a row of a
-    customer who stopped being a test user (None when there is none: raw history is not scanned).
+def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_customer_ids: DataFrame | None,
+                    redated: DataFrame) -> DataFrame:
+    """order_id of every order to recompute from raw: a raw row of it landed, it has a row of a
+    customer who stopped being a test user (None when there is none: raw history is not scanned),
+    or it is in `redated` (order_id of orders whose order_ts the run's time makes (im)plausible).
     """
-    ids = landed.where(F.col("order_id").isNotNull()).select("order_id")
+    ids = landed.where(F.col("order_id").isNotNull()).select("order_id").unionByName(redated.select("order_id"))
     if recomputed_customer_ids is not None:
         customers = F.broadcast(recomputed_customer_ids.select("customer_id"))
         ids = ids.unionByName(raw_orders.select("order_id", "customer_id").where(F.col("order_id").isNotNull())
                               .join(customers, "customer_id", "left_semi").select("order_id"))
     return ids.distinct()
+
+
+def newly_plausible(quarantine: DataFrame, order_ts_bounds: tuple[dt.datetime, dt.datetime]) -> DataFrame:
+    """order_id of the orders quarantined for their order_ts that this run's bounds admit.
+
+    The latest plausible order_ts moves with the run's time: an order stamped a few days ahead is
+    published once its time is near, as a rebuild at that time would publish it.
+    """
+    earliest, latest = (F.lit(bound).cast(T.TimestampType()) for bound in order_ts_bounds)
+    return quarantine.where((F.col("quarantine_reason") == IMPLAUSIBLE_ORDER_TS)
+                            & F.col("order_ts").between(earliest, latest)).select("order_id")
+
+
+def no_longer_plausible(mart: DataFrame, latest: dt.datetime, reporting_timezone: str) -> DataFrame:
+    """order_id of the mart rows stamped after `latest`: only when a run's time goes back (a rerun
+    given an earlier --run-timestamp). The order_date filter lets Delta skip every other partition.
+    """
+    latest_date = latest.astimezone(ZoneInfo(reporting_timezone)).date()  # rule 5's order_date of `latest`
+    return mart.where((F.col("order_date") >= F.lit(latest_date))
+                      & (F.col("order_ts") > F.lit(latest).cast(T.TimestampType()))).select("order_id")
 
 
 def history_of(raw_orders: DataFrame, affected: DataFrame, affected_range: tuple[str | None, str | None],

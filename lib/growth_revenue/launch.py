@@ -44,12 +44,22 @@ SAME_ON_EVERY_LINE = {
 }
 
 
+# What the published rows and files depend on: every session gets these, whatever else it is given
+# (session.get_spark forces them over a user's --conf).
+INVARIANTS = {
+    **SAME_ON_EVERY_LINE,
+    # order_date is derived with from_utc_timestamp, which is only right in a UTC session.
+    "spark.sql.session.timeZone": "UTC",
+    # Timestamps as Parquet INT64 microseconds, not the deprecated INT96 Spark writes by default:
+    # readers that turn INT96 into nanoseconds (delta-rs, pandas) overflow outside 1677-2262.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
 def base_conf(settings: SparkSettings) -> dict[str, str]:
     """Settings every run needs, wherever the session comes from."""
     return {
-        **SAME_ON_EVERY_LINE,
-        # order_date is derived with from_utc_timestamp, which is only right in a UTC session.
-        "spark.sql.session.timeZone": "UTC",
+        **INVARIANTS,
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.autoBroadcastJoinThreshold": str(settings.broadcast_threshold_mb * 1024 * 1024),
         "spark.sql.adaptive.enabled": "true",

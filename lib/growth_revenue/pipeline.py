@@ -80,13 +80,15 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     profiles = _customer_profiles(spark, config, request, raw_customers, customers_version, decision,
                                   previous_profiles)
     reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
+    bounds = transforms.plausible_order_ts(request.run_timestamp, rules.max_future_skew_hours,
+                                           rules.earliest_order_date, rules.reporting_timezone)
     staged = None
     report = None
     try:
         if decision.mode == incremental.INCREMENTAL:
-            staged = _stage_change(spark, config, request, raw_orders, profiles, decision.state, reference)
+            staged = _stage_change(spark, config, request, raw_orders, profiles, decision.state, reference, bounds)
         else:
-            staged = _stage_rebuild(config, raw_orders, profiles.current)
+            staged = _stage_rebuild(config, raw_orders, profiles.current, bounds)
         computed_at = dt.datetime.now(dt.timezone.utc)
         report = transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days, computed_at,
                                                run_id).persist()
@@ -146,7 +148,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         for frame in (report, *staged.cached_from_mart):
             frame.unpersist()
         state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request),
-                             orders_version, customers_version, run_id)
+                             orders_version, customers_version, run_id, bounds)
         mart_version = publisher.mart(staged, state, decision.state)
         publisher.overwrite(quarantine, tables.QUARANTINE)
         publisher.replace_snapshot(transforms.with_mart_version(report_frame, mart_version), tables.REPORT,
@@ -278,14 +280,16 @@ def _customers_appended(spark: SparkSession, request: RunRequest, state: increme
 def _rule_inputs(config: Config, request: RunRequest) -> dict:
     rules = config.rules
     return incremental.rule_inputs(rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment,
-                                   rules.reporting_timezone, str(request.raw_orders), str(request.raw_customers))
+                                   rules.reporting_timezone, rules.earliest_order_date, rules.max_future_skew_hours,
+                                   str(request.raw_orders), str(request.raw_customers))
 
 
-def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -> StagedMart:
+def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame,
+                   bounds: tuple[dt.datetime, dt.datetime]) -> StagedMart:
     """Every order through rules 1-5."""
     rules = config.rules
     classified, rule_effects = _observed(
-        transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment))
+        transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment, bounds))
     # One cached pass over the orders feeds both the mart and the quarantine.
     counted = _materialised(transforms.counted_orders(classified))
     mart = transforms.mart_orders(counted, rules.reporting_timezone)
@@ -298,7 +302,8 @@ def _stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame) -
 
 
 def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
-                  profiles: CustomerProfiles, state: incremental.MartState, reference: dt.datetime) -> StagedMart:
+                  profiles: CustomerProfiles, state: incremental.MartState, reference: dt.datetime,
+                  bounds: tuple[dt.datetime, dt.datetime]) -> StagedMart:
     """Only the mart rows that may have changed since `state` (see the incremental module)."""
     rules, output = config.rules, request.output
     watermark = state.watermark
@@ -312,19 +317,27 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     # back orders the mart does not hold.
     former_test_users = (incremental.customers_to(customers, incremental.RECOMPUTE)
                          if by_action[incremental.RECOMPUTE] else None)
-    affected = incremental.affected_orders(landed, raw_orders, former_test_users).persist()
+    # Orders whose order_ts this run's time makes plausible (or, when the time went back, no longer).
+    # Collected (a few ids at most), so no cached frame reads the outputs this run rewrites: Delta
+    # recomputes such caches after each commit, and they would then miss the orders just moved.
+    mart, published_quarantine = (io.read_output(spark, output.child(table)) for table in (tables.MART,
+                                                                                          tables.QUARANTINE))
+    redated = incremental.newly_plausible(published_quarantine, bounds)
+    if state.latest_order_ts is None or bounds[1] < dt.datetime.fromisoformat(state.latest_order_ts):
+        redated = redated.unionByName(incremental.no_longer_plausible(mart, bounds[1], rules.reporting_timezone))
+    redated = spark.createDataFrame([(row.order_id,) for row in redated.collect()], "order_id string")
+    affected = incremental.affected_orders(landed, raw_orders, former_test_users, redated).persist()
     affected_range = tuple(affected.agg(F.min("order_id"), F.max("order_id")).first())
     history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
-        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment))
+        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment, bounds))
     counted = _materialised(transforms.counted_orders(classified))
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
     # The mart's current rows of the affected orders: first which partitions hold them (order_id
     # only, files skipped by their order_id range), then those partitions alone. Then the rows of
     # relabelled or removed customers, wherever they lie, and what they become.
-    mart = io.read_output(spark, output.child(tables.MART))
     target_dates = [row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id",
                                                             *affected_range)
                     .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
@@ -342,8 +355,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     mart_rows = mart.count() - current_rows + staged_rows
 
     removed = incremental.customers_to(customers, incremental.REMOVE)
-    quarantine = incremental.untouched_quarantine(io.read_output(spark, output.child(tables.QUARANTINE)), affected,
-                                                  cutoff, former_test_users, removed)
+    quarantine = incremental.untouched_quarantine(published_quarantine, affected, cutoff, former_test_users, removed)
     quarantine = quarantine.unionByName(transforms.quarantined_orders(counted)).persist()
     quarantined = dict.fromkeys(transforms.QUARANTINE_REASONS, 0) | {
         row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()}
@@ -394,7 +406,8 @@ def _iso_instant(column: Column) -> Column:
 
 def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: CustomerProfiles,
                  decision: incremental.Decision, rule_inputs: dict, orders_version: int | None,
-                 customers_version: int | None, run_id: str) -> incremental.MartState:
+                 customers_version: int | None, run_id: str,
+                 bounds: tuple[dt.datetime, dt.datetime]) -> incremental.MartState:
     """The state the mart's commit will carry; writes the customer profiles first when they changed.
 
     The profiles go first: a crash before the mart commit leaves the mart naming the previous
@@ -410,7 +423,7 @@ def _state_after(publisher: "_Publisher", staged: StagedMart, profiles: Customer
         customer_version = publisher.overwrite(profiles.current, tables.CUSTOMER_STATE,
                                                properties=publisher.deletion_vectors)
     return incremental.MartState(run_id, staged.mode, staged.watermark, customer_version, orders_version,
-                                 rule_inputs, customers_version)
+                                 rule_inputs, customers_version, bounds[1].isoformat())
 
 
 def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> int:

@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 
 from growth_revenue import jars
 from growth_revenue.config import SparkSettings
-from growth_revenue.launch import DELTA_CONF, SAME_ON_EVERY_LINE, base_conf
+from growth_revenue.launch import DELTA_CONF, INVARIANTS, base_conf
 
 # pydeequ refuses to import without it. Set from the installed pyspark, never from the caller's shell.
 os.environ["SPARK_VERSION"] = jars.installed_line().name
@@ -29,10 +29,9 @@ def get_spark(settings: SparkSettings) -> SparkSession:
             builder = _local_builder(builder, settings, line, jars.deequ_resolved(settings.ivy_dir, line))
         spark = builder.getOrCreate()
     # A local builder and spark-submit.sh (via launch.py) already carry base_conf, and a user's own
-    # --conf must win over it; the UTC session zone and the settings that make both Spark lines
-    # compute the same rows are correctness invariants, so they are forced.
+    # --conf must win over it; launch.INVARIANTS decide what is published, so they are forced.
     runtime = base_conf(settings) if on_databricks() else {}
-    runtime.update({**SAME_ON_EVERY_LINE, "spark.sql.session.timeZone": "UTC"})
+    runtime.update(INVARIANTS)
     for key, value in runtime.items():
         if not key.startswith("spark.databricks."):
             spark.conf.set(key, value)

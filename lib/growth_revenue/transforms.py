@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
@@ -34,8 +35,49 @@ MART_HIGH_CARDINALITY_COLUMNS = ("order_id", "customer_id", "order_ts", "updated
 REPORT_REVENUE_TYPE = T.DecimalType(38, 2)  # a sum of decimal(18,2) that cannot overflow or round
 
 
+# --- Matching text: one normalisation for every value a rule matches on -----------------------
+
+# Padding trimmed from both ends of a matched value: every Unicode White_Space character and every
+# control character (category Cc). Spelled out rather than a regex, so Spark (btrim) and Python
+# (str.strip, for the config's values) trim exactly the same set.
+PADDING = "".join(
+    [chr(c) for c in range(0x00, 0x20)]  # C0 controls: tab, newline, carriage return, ...
+    + [" "]
+    + [chr(c) for c in range(0x7F, 0xA0)]  # DEL and the C1 controls (NEL U+0085 among them)
+    + ["\u00a0", "\u1680", *[chr(c) for c in range(0x2000, 0x200B)], "\u2028", "\u2029", "\u202f", "\u205f",
+       "\u3000"]  # no-break, ogham, en/em/thin/hair..., line and paragraph separators, ideographic
+)
+
+
+def matching_text(value: Column) -> Column:
+    """`value` as rules match it: padding (PADDING) trimmed at both ends, then lower-cased."""
+    return F.lower(F.btrim(value, F.lit(PADDING)))
+
+
+def email_domain(email: Column) -> Column:
+    """The text after an e-mail's last '@' as matching_text, without one trailing dot (a fully
+    qualified `example.com.` is `example.com`); null when the e-mail has no '@'."""
+    domain = matching_text(F.substring_index(email, "@", -1))
+    return F.when(email.contains("@"), F.regexp_replace(domain, r"\.\z", ""))
+
+
+def normalised_text(value: str) -> str:
+    """A configured value as matching_text makes it, for comparing with the data."""
+    return value.strip(PADDING).lower()
+
+
+def normalised_domain(value: str) -> str:
+    """A configured domain as email_domain makes it."""
+    text = normalised_text(value)
+    return text[:-1] if text.endswith(".") else text
+
+
 def _normalised(values: Iterable[str]) -> list[str]:
-    return sorted({v.strip().lower() for v in values})
+    return sorted({normalised_text(v) for v in values})
+
+
+def _normalised_domains(values: Iterable[str]) -> list[str]:
+    return sorted({normalised_domain(v) for v in values})
 
 
 # --- Rule 1: latest version wins ------------------------------------------------------------
@@ -91,22 +133,21 @@ def _first_in_window(df: DataFrame, window: WindowSpec) -> DataFrame:
 
 
 def is_revenue_status(status: Column, revenue_statuses: Iterable[str]) -> Column:
-    return F.coalesce(F.lower(F.trim(status)).isin(_normalised(revenue_statuses)), F.lit(False))
+    return F.coalesce(matching_text(status).isin(_normalised(revenue_statuses)), F.lit(False))
 
 
 # --- Rules 3 and 4: test users and segments -------------------------------------------------
 
 
 def is_test_customer(is_test_user: Column, email: Column, test_email_domains: Iterable[str]) -> Column:
-    """Flagged as a test user, or the e-mail's domain (after the last '@') is a test domain."""
-    domain = F.when(email.contains("@"), F.lower(F.substring_index(email, "@", -1)))
-    by_domain = F.coalesce(domain.isin(_normalised(test_email_domains)), F.lit(False))
+    """Flagged as a test user, or the e-mail's domain (email_domain) is exactly a test domain."""
+    by_domain = F.coalesce(email_domain(email).isin(_normalised_domains(test_email_domains)), F.lit(False))
     return F.coalesce(is_test_user, F.lit(False)) | by_domain
 
 
 def segment_of(customer_segment: Column, unknown_segment: str) -> Column:
-    """lower(trim(segment)); null or blank becomes the unknown segment."""
-    segment = F.lower(F.trim(customer_segment))
+    """matching_text(segment); null, or nothing but padding, becomes the unknown segment."""
+    segment = matching_text(customer_segment)
     return F.when(segment.isNull() | (segment == ""), F.lit(unknown_segment)).otherwise(segment)
 
 
@@ -138,7 +179,8 @@ def order_date_in(order_ts: Column, reporting_timezone: str) -> Column:
 
 # Why an order cannot be published, checked in this order (README "Quarantine").
 MISSING_ORDER_ID, MISSING_ORDER_TS, MISSING_AMOUNT = "missing_order_id", "missing_order_ts", "missing_amount"
-QUARANTINE_REASONS = (MISSING_ORDER_ID, MISSING_ORDER_TS, MISSING_AMOUNT)
+IMPLAUSIBLE_ORDER_TS = "implausible_order_ts"
+QUARANTINE_REASONS = (MISSING_ORDER_ID, MISSING_ORDER_TS, IMPLAUSIBLE_ORDER_TS, MISSING_AMOUNT)
 
 QUARANTINE_COLUMNS = (
     "order_id",
@@ -152,18 +194,33 @@ QUARANTINE_COLUMNS = (
 )
 
 
+def plausible_order_ts(run_timestamp: dt.datetime, max_future_skew_hours: float, earliest_order_date: dt.date,
+                       reporting_timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """(earliest, latest) order_ts a real order can have, as UTC instants.
+
+    The earliest is the start of `earliest_order_date` in the reporting time zone (so its order_date,
+    rule 5, is that day); the latest is the run's own time plus the clock skew allowed between the
+    systems that stamp orders and the one that runs the job.
+    """
+    earliest = dt.datetime.combine(earliest_order_date, dt.time(0), ZoneInfo(reporting_timezone))
+    latest = run_timestamp + dt.timedelta(hours=max_future_skew_hours)
+    return earliest.astimezone(dt.timezone.utc), latest.astimezone(dt.timezone.utc)
+
+
 def classify_orders(
     raw_orders: DataFrame,
     profiles: DataFrame,
     revenue_statuses: Iterable[str],
     unknown_segment: str,
+    order_ts_bounds: tuple[dt.datetime, dt.datetime],
 ) -> DataFrame:
     """Every order's latest version with the facts the rules decide on.
 
     Adds customer_segment, is_revenue, is_test_customer, has_customer, versions (how many raw
     rows the order had) and quarantine_reason, so the run can report what each rule removed
     from one cached frame. A raw row without an order_id cannot be deduplicated: it is kept as
-    its own row, so that it can be quarantined rather than silently dropped.
+    its own row, so that it can be quarantined rather than silently dropped. `order_ts_bounds`
+    is plausible_order_ts.
     """
     unidentified = raw_orders.where(F.col("order_id").isNull()).withColumn("versions", F.lit(1).cast("long"))
     latest = _latest_with_versions(raw_orders).unionByName(unidentified)
@@ -175,15 +232,23 @@ def classify_orders(
         is_revenue.alias("is_revenue"),
         F.coalesce(F.col("is_test_customer"), F.lit(False)).alias("is_test_customer"),
         F.coalesce(F.col("has_customer"), F.lit(False)).alias("has_customer"),
-        quarantine_reason(is_revenue).alias("quarantine_reason"),
+        quarantine_reason(is_revenue, order_ts_bounds).alias("quarantine_reason"),
     )
 
 
-def quarantine_reason(is_revenue: Column) -> Column:
-    """Why a row cannot become a mart row, or null: no order_id, no order_ts, or revenue with no amount."""
+def is_implausible_order_ts(order_ts: Column, order_ts_bounds: tuple[dt.datetime, dt.datetime]) -> Column:
+    """order_ts outside plausible_order_ts (null for a null order_ts)."""
+    earliest, latest = (F.lit(bound).cast(T.TimestampType()) for bound in order_ts_bounds)
+    return (order_ts < earliest) | (order_ts > latest)
+
+
+def quarantine_reason(is_revenue: Column, order_ts_bounds: tuple[dt.datetime, dt.datetime]) -> Column:
+    """Why a row cannot become a mart row, or null: no order_id, no order_ts, an order_ts outside
+    the plausible bounds, or revenue with no amount."""
     return (
         F.when(F.col("order_id").isNull(), F.lit(MISSING_ORDER_ID))
         .when(F.col("order_ts").isNull(), F.lit(MISSING_ORDER_TS))
+        .when(is_implausible_order_ts(F.col("order_ts"), order_ts_bounds), F.lit(IMPLAUSIBLE_ORDER_TS))
         .when(is_revenue & F.col("amount").isNull(), F.lit(MISSING_AMOUNT))
     )
 
@@ -230,10 +295,11 @@ def build_mart(
     test_email_domains: Iterable[str],
     unknown_segment: str,
     reporting_timezone: str,
+    order_ts_bounds: tuple[dt.datetime, dt.datetime],
 ) -> DataFrame:
     """Rules 1-5 end to end: the rows of mart_orders_enriched."""
     profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
-    classified = classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment)
+    classified = classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment, order_ts_bounds)
     return mart_orders(classified, reporting_timezone)
 
 
@@ -243,10 +309,12 @@ def build_quarantine(
     revenue_statuses: Iterable[str],
     test_email_domains: Iterable[str],
     unknown_segment: str,
+    order_ts_bounds: tuple[dt.datetime, dt.datetime],
 ) -> DataFrame:
     """The rows of quarantine_orders (without the run columns) for these raw tables."""
     profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
-    return quarantined_orders(classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment))
+    return quarantined_orders(classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment,
+                                              order_ts_bounds))
 
 
 # --- Rule 6: the 30-day report --------------------------------------------------------------
