@@ -266,8 +266,35 @@ def test_the_gates_test_user_lookup_uses_the_same_normalisation_as_the_filter(sp
     assert kinds == {f"OE{i:02}": "test" if is_test else "real" for i, (_, is_test) in enumerate(EMAILS)}
 
 
+def test_the_rules_normalise_each_case_without_a_job_run(spark, make_orders, make_customers):
+    """The same tables of cases through the transforms alone: quick to run, and to break."""
+    customers = make_customers([customer(f"E{i:02}", email=email) for i, (email, _) in enumerate(EMAILS)]
+                               + [customer(f"G{i:02}", segment=segment) for i, (segment, _) in enumerate(SEGMENTS)])
+    profiles = {r["customer_id"]: r for r in
+                transforms.customer_profiles(customers, ["example.com", "test.example"], "unknown").collect()}
+    assert [profiles[f"E{i:02}"]["is_test_customer"] for i in range(len(EMAILS))] == [t for _, t in EMAILS]
+    assert [profiles[f"G{i:02}"]["customer_segment"] for i in range(len(SEGMENTS))] == [g for _, g in SEGMENTS]
+    statuses = make_orders([order(f"OS{i:02}", status=status) for i, (status, _) in enumerate(STATUSES)])
+    revenue = {r["order_id"]: r["is_revenue"] for r in statuses.select(
+        "order_id", transforms.is_revenue_status(F.col("status"), ["completed", "fulfilled"]).alias("is_revenue")
+    ).collect()}
+    assert [revenue[f"OS{i:02}"] for i in range(len(STATUSES))] == [r for _, r in STATUSES]
+    bounds = transforms.plausible_order_ts(NIGHTLY, 24, dt.date(2000, 1, 1), "UTC")
+    dated = make_orders([order(f"OD{i:02}", order_ts=order_ts) for i, (order_ts, _) in enumerate(DATES)])
+    reasons = {r["order_id"]: r["quarantine_reason"] for r in transforms.classify_orders(
+        dated, profiles=customers.limit(0).select("customer_id", F.lit("smb").alias("customer_segment"),
+                                                  F.lit(False).alias("is_test_customer")),
+        revenue_statuses=["completed"], unknown_segment="unknown", order_ts_bounds=bounds).collect()}
+    assert [reasons[f"OD{i:02}"] for i in range(len(DATES))] == [r for _, r in DATES]
+
+
+def test_the_earliest_order_date_is_a_day_in_the_reporting_time_zone():
+    earliest, latest = transforms.plausible_order_ts(NIGHTLY, 24, dt.date(2000, 1, 1), "America/Los_Angeles")
+    assert (earliest, latest) == (ts("2000-01-01 08:00:00"), ts("2026-11-26 07:00:00"))
+
+
 def test_configured_values_are_normalised_like_the_data():
-    assert transforms._normalised([" Completed\u00a0", "FULFILLED\n"]) == ["completed", "fulfilled"]
+    assert transforms._normalised([" Completed\u00a0", "FULFILLED\x7f\n"]) == ["completed", "fulfilled"]
     assert transforms._normalised_domains(["Example.COM.", "\ttest.example "]) == ["example.com", "test.example"]
 
 
