@@ -3,6 +3,8 @@
 The raw tables are written by another engine (delta-rs, through `deltalake`), the job runs once over
 all the cases, and each case is checked where it must show: the mart, the quarantine, the report and
 the gate. The outputs' timestamps are then read back by delta-rs and compared with Spark's.
+Tests that need a run of the job are marked slow (the default line runs them); the transforms alone
+run on every line.
 """
 
 import dataclasses
@@ -167,6 +169,7 @@ def case_id(value) -> str:
 
 @pytest.mark.parametrize(("i", "email", "is_test"), [(i, *case) for i, case in enumerate(EMAILS)],
                          ids=[case_id(email) for email, _ in EMAILS])
+@pytest.mark.slow
 def test_a_test_users_order_never_reaches_the_mart_whatever_the_padding_of_the_e_mail(published, i, email, is_test):
     _, _, mart, quarantine = published
     assert (f"OE{i:02}" in mart) is not is_test
@@ -175,6 +178,7 @@ def test_a_test_users_order_never_reaches_the_mart_whatever_the_padding_of_the_e
 
 @pytest.mark.parametrize(("i", "status", "is_revenue"), [(i, *case) for i, case in enumerate(STATUSES)],
                          ids=[case_id(status) for status, _ in STATUSES])
+@pytest.mark.slow
 def test_a_padded_revenue_status_is_counted(published, i, status, is_revenue):
     _, _, mart, _ = published
     assert (f"OS{i:02}" in mart) is is_revenue
@@ -184,6 +188,7 @@ def test_a_padded_revenue_status_is_counted(published, i, status, is_revenue):
 
 @pytest.mark.parametrize(("i", "segment", "expected"), [(i, *case) for i, case in enumerate(SEGMENTS)],
                          ids=[case_id(segment) for segment, _ in SEGMENTS])
+@pytest.mark.slow
 def test_a_padded_segment_is_published_normalised(published, i, segment, expected):
     _, _, mart, _ = published
     assert mart[f"OG{i:02}"]["customer_segment"] == expected
@@ -191,6 +196,7 @@ def test_a_padded_segment_is_published_normalised(published, i, segment, expecte
 
 @pytest.mark.parametrize(("i", "order_ts", "reason"), [(i, *case) for i, case in enumerate(DATES)],
                          ids=[order_ts for order_ts, _ in DATES])
+@pytest.mark.slow
 def test_an_implausible_order_ts_is_quarantined_and_the_bounds_themselves_are_published(published, i, order_ts,
                                                                                       reason):
     _, _, mart, quarantine = published
@@ -203,6 +209,7 @@ def test_an_implausible_order_ts_is_quarantined_and_the_bounds_themselves_are_pu
         assert quarantine[order_id]["quarantine_reason"] == reason
 
 
+@pytest.mark.slow
 def test_the_report_sums_exactly_the_orders_the_cases_publish(spark, published):
     out, outcome, _, _ = published
     first, last = transforms.report_window(AS_OF, 30)
@@ -229,6 +236,7 @@ def test_the_report_sums_exactly_the_orders_the_cases_publish(spark, published):
     assert {r["customer_segment"]: r["revenue"] for r in outcome.report_rows} == {k: v[0] for k, v in report.items()}
 
 
+@pytest.mark.slow
 def test_the_benchs_peers_written_from_readme_publish_the_same_report(spark, config, published, tmp_path):
     """bench/peers.py implements README's rules on its own (regular expressions over Unicode
     properties, not transforms.PADDING): DuckDB and a naive Spark query agree on every case."""
@@ -246,6 +254,7 @@ def test_the_benchs_peers_written_from_readme_publish_the_same_report(spark, con
     assert duck.mart_rows == len(published[2])
 
 
+@pytest.mark.slow
 def test_the_gate_finds_no_test_user_and_counts_the_implausible_dates_as_quarantined(published):
     _, outcome, _, _ = published
     results = {r.rule.says: r for r in outcome.results}
@@ -298,6 +307,7 @@ def test_configured_values_are_normalised_like_the_data():
     assert transforms._normalised_domains(["Example.COM.", "\ttest.example "]) == ["example.com", "test.example"]
 
 
+@pytest.mark.slow
 def test_the_quarantine_share_counts_implausible_dates_like_the_other_reasons(spark, config, tmp_path):
     """One order of ten dated in the far future: 10% quarantined, over the default 1%: nothing is published."""
     orders = [order(f"O{i}", REAL, ORDER_TS, ingested_at=LANDED) for i in range(9)]
@@ -325,6 +335,7 @@ def parquet_files(table: Path) -> list[Path]:
     return sorted(table.rglob("*.parquet"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table", [*tables.OUTPUTS, tables.CUSTOMER_STATE])
 def test_no_output_table_has_an_int96_column(published, table):
     out = published[0]
@@ -351,6 +362,7 @@ def delta_rs_instants(path: Path, keys, columns) -> dict:
     return {tuple(str(r[k]) for k in keys): tuple(text(r[c]) for c in columns) for r in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table", list(TIMESTAMP_TABLES))
 def test_delta_rs_reads_every_output_timestamp_as_spark_does(spark, published, table):
     out = published[0]
