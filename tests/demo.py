@@ -22,6 +22,12 @@ def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = A
     return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
 
 
+def order_ts_bounds(rules, run_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The plausible order_ts of a run at `run_at` under these rules."""
+    return transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
+                                         rules.reporting_timezone)
+
+
 def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
     """The mart the rules give on the raw tables under root/raw, computed in process, for a run at
     `run_at` (default: now; it only decides which order_ts are plausible)."""
@@ -29,9 +35,7 @@ def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
     customers = spark.read.format("delta").load(str(root / "raw" / tables.RAW_CUSTOMERS))
     mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
                                  rules.unknown_segment, rules.reporting_timezone,
-                                 transforms.plausible_order_ts(run_at or dt.datetime.now(dt.timezone.utc),
-                                                               rules.max_future_skew_hours, rules.earliest_order_date,
-                                                               rules.reporting_timezone))
+                                 order_ts_bounds(rules, run_at or dt.datetime.now(dt.timezone.utc)))
     return mart.select(*transforms.MART_COLUMNS)
 
 

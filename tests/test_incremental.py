@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
+from demo import order_ts_bounds
 from rows import customer, order, ts
 
 from growth_revenue import incremental, io, pipeline, tables, transforms
@@ -59,11 +60,6 @@ class Lakehouse:
 
     def mart_version(self):
         return io.version_of(self.spark, Location(path=str(self.out / tables.MART)))
-
-
-def order_ts_bounds(rules, run_at: dt.datetime):
-    return transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
-                                         rules.reporting_timezone)
 
 
 def without_run_columns(df):

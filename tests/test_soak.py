@@ -15,6 +15,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from growth_revenue import cli, metrics, tables, transforms
+from demo import order_ts_bounds
 from rows import UTC
 
 FIRST = dt.date(2026, 10, 1)
@@ -128,10 +129,8 @@ def expected_report(spark, root, rules, as_of, run_at):
            (tables.RAW_ORDERS, tables.RAW_CUSTOMERS)}
     orders = raw[tables.RAW_ORDERS].where(F.col("_ingested_at") <= F.lit(run_at))
     customers = raw[tables.RAW_CUSTOMERS].where(F.col("updated_at") <= F.lit(run_at))
-    bounds = transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
-                                           rules.reporting_timezone)
     mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                 rules.unknown_segment, rules.reporting_timezone, bounds)
+                                 rules.unknown_segment, rules.reporting_timezone, order_ts_bounds(rules, run_at))
     return transforms.revenue_by_segment(mart, as_of, rules.report_window_days, run_at, "expected")
 
 

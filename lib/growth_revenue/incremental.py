@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from growth_revenue.transforms import (IMPLAUSIBLE_ORDER_TS, MART_COLUMNS, QUARANTINE_COLUMNS, _normalised,
-                                      _normalised_domains)
+                                      _normalised_domains, is_implausible_order_ts)
 
 # Bump when a release changes what the mart holds for the same raw rows: the next run rebuilds.
 # 2: text normalised before matching (Unicode padding), implausible order dates quarantined.
@@ -239,21 +239,26 @@ def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_custome
     return ids.distinct()
 
 
-def newly_plausible(quarantine: DataFrame, order_ts_bounds: tuple[dt.datetime, dt.datetime]) -> DataFrame:
-    """order_id of the orders quarantined for their order_ts that this run's bounds admit.
+def redated_orders(quarantine: DataFrame, mart: DataFrame, order_ts_bounds: tuple[dt.datetime, dt.datetime],
+                   previous_latest: str | None, reporting_timezone: str) -> DataFrame:
+    """order_id of the orders whose order_ts this run's bounds judge otherwise than the last run's
+    (`previous_latest`, MartState.latest_order_ts): recompute them from raw.
 
     The latest plausible order_ts moves with the run's time: an order stamped a few days ahead is
-    published once its time is near, as a rebuild at that time would publish it.
+    published once its time is near, as a rebuild at that time would publish it. Only when the time
+    goes back (a rerun given an earlier --run-timestamp) can mart rows become implausible.
     """
-    earliest, latest = (F.lit(bound).cast(T.TimestampType()) for bound in order_ts_bounds)
-    return quarantine.where((F.col("quarantine_reason") == IMPLAUSIBLE_ORDER_TS)
-                            & F.col("order_ts").between(earliest, latest)).select("order_id")
+    released = quarantine.where((F.col("quarantine_reason") == IMPLAUSIBLE_ORDER_TS)
+                                & ~is_implausible_order_ts(F.col("order_ts"), order_ts_bounds)).select("order_id")
+    latest = order_ts_bounds[1]
+    if previous_latest is not None and latest >= dt.datetime.fromisoformat(previous_latest):
+        return released
+    return released.unionByName(_stamped_after(mart, latest, reporting_timezone))
 
 
-def no_longer_plausible(mart: DataFrame, latest: dt.datetime, reporting_timezone: str) -> DataFrame:
-    """order_id of the mart rows stamped after `latest`: only when a run's time goes back (a rerun
-    given an earlier --run-timestamp). The order_date filter lets Delta skip every other partition.
-    """
+def _stamped_after(mart: DataFrame, latest: dt.datetime, reporting_timezone: str) -> DataFrame:
+    """order_id of the mart rows stamped after `latest`; the order_date filter lets Delta skip every
+    other partition."""
     latest_date = latest.astimezone(ZoneInfo(reporting_timezone)).date()  # rule 5's order_date of `latest`
     return mart.where((F.col("order_date") >= F.lit(latest_date))
                       & (F.col("order_ts") > F.lit(latest).cast(T.TimestampType()))).select("order_id")

@@ -322,9 +322,8 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     # recomputes such caches after each commit, and they would then miss the orders just moved.
     mart, published_quarantine = (io.read_output(spark, output.child(table)) for table in (tables.MART,
                                                                                           tables.QUARANTINE))
-    redated = incremental.newly_plausible(published_quarantine, bounds)
-    if state.latest_order_ts is None or bounds[1] < dt.datetime.fromisoformat(state.latest_order_ts):
-        redated = redated.unionByName(incremental.no_longer_plausible(mart, bounds[1], rules.reporting_timezone))
+    redated = incremental.redated_orders(published_quarantine, mart, bounds, state.latest_order_ts,
+                                         rules.reporting_timezone)
     redated = spark.createDataFrame([(row.order_id,) for row in redated.collect()], "order_id string")
     affected = incremental.affected_orders(landed, raw_orders, former_test_users, redated).persist()
     affected_range = tuple(affected.agg(F.min("order_id"), F.max("order_id")).first())
