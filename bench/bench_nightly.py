@@ -39,7 +39,7 @@ import measure
 import peers
 import raw_data
 import results_doc
-from growth_revenue import jars, pipeline, quality, scanstats, tables, transforms
+from growth_revenue import jars, pipeline, quality, scanstats, stages, tables, transforms
 from growth_revenue.config import Config, load_config
 from growth_revenue.io import Location
 from growth_revenue.session import get_spark, stop_spark
@@ -215,6 +215,11 @@ def run_job(bench: Bench, raw: Path, output: Path, as_of: dt.date, full_refresh:
     if outcome.mode != expected:
         raise BenchError(f"asked for a {expected} run, the job ran a {outcome.mode} one")
     mart_rows = bench.spark.read.format("delta").load(str(output / tables.MART)).count()
+    # The job tags its Spark jobs by stage (growth_revenue.stages), so its work is the sum of its stages.
+    whole = stages.total(outcome.stages)
+    sample["spark"] = {"jobs": whole.spark_jobs, "input_rows": whole.rows_read,
+                       "shuffle_mib": whole.bytes_shuffled / measure.MIB, "output_rows": whole.rows_written}
+    sample["stages"] = [dataclasses.asdict(cost) for cost in outcome.stages]
     return {**sample, "mode": outcome.mode, "verify_seconds": outcome.verify_seconds, "mart_rows": mart_rows,
             "report": fingerprint(outcome.report_rows)}
 

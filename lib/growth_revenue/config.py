@@ -54,6 +54,11 @@ class Incremental:
 
 
 @dataclass(frozen=True)
+class Observability:
+    stage_metrics_dir: str | None
+
+
+@dataclass(frozen=True)
 class Tables:
     raw_orders: str
     raw_customers: str
@@ -80,6 +85,7 @@ class Config:
     incremental: Incremental
     tables: Tables
     spark: SparkSettings
+    observability: Observability
 
 
 QUALITY_ENGINES = ("auto", "deequ", "spark")

@@ -1,11 +1,13 @@
 """One run of the nightly job, end to end: read, apply the rules, verify, publish.
 
-`run` is the flow of a run in one function; everything it calls is either a pure transform
-(transforms, quality) or an edge (io).
+`_run` is the flow of a run in one function, cut into the stages `run` reports the cost of
+(growth_revenue.stages); everything it calls is either a pure transform (transforms, quality) or
+an edge (io).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import incremental, io, metrics, quality, tables, transforms
+from growth_revenue import incremental, io, metrics, quality, stages, tables, transforms
 from growth_revenue.config import Config
 from growth_revenue.io import Location
 
@@ -44,6 +46,7 @@ class RunOutcome:
     report_rows: list[dict]
     mode: str = incremental.FULL  # how the mart was staged: full rebuild or incremental
     verify_seconds: float = 0.0  # wall time of the quality verification
+    stages: tuple[stages.StageCost, ...] = ()  # what each stage of the run cost
 
 
 def new_run_id(as_of: dt.date, run_timestamp: dt.datetime) -> str:
@@ -64,7 +67,16 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     log.info("run %s: as-of %s, window %s..%s (%s), run time %s", run_id, request.as_of,
              window_start, window_end, rules.reporting_timezone, request.run_timestamp.isoformat())
 
+    # Each stage's cost is logged when the run ends, published or not (growth_revenue.stages).
+    with stages.Stages(spark, run_id, config.observability.stage_metrics_dir) as timed:
+        outcome = _run(spark, config, request, run_id, timed)
+    return dataclasses.replace(outcome, stages=timed.costs)
+
+
+def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, timed: stages.Stages) -> RunOutcome:
+    rules = config.rules
     # Extract
+    timed.start("read and decide")
     orders_version = io.raw_version(spark, request.raw_orders)
     raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS, orders_version)
     customers_version = io.raw_version(spark, request.raw_customers)
@@ -77,6 +89,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
 
     # Transform: rules 1-6, staged in memory (nothing is written yet). A full run stages every
     # order; an incremental run only the orders whose mart row may have changed.
+    timed.start("customer profiles")
     profiles = _customer_profiles(spark, config, request, raw_customers, customers_version, decision,
                                   previous_profiles)
     reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
@@ -85,6 +98,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     staged = None
     report = None
     try:
+        timed.start("stage mart")
         if decision.mode == incremental.INCREMENTAL:
             staged = _stage_change(spark, config, request, raw_orders, profiles, decision.state, reference, bounds)
         else:
@@ -97,6 +111,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # Audit: nothing is published unless every Error-level constraint holds. The mart's
         # constraints are verified on the staged rows only: the rows already published passed
         # them when they were staged, and the MERGE's key keeps order_id unique across both.
+        timed.start("verify")
         freshness = quality.freshness_summary(staged.freshness_input, reference, config.quality.freshness_max_age_hours)
         staged_rows = transforms.with_test_customer_flag(staged.rows, profiles.current)
         checks = quality.gate_checks(staged_rows, report, freshness)
@@ -130,6 +145,7 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         publisher = _Publisher(spark, config, request.output, run_id)
         failed = sum(r.blocks_publishing for r in results)
         if failed:
+            timed.start("publish dq results")
             publisher.append(dq_rows, tables.DQ_RESULTS)
             log.error("quality gate failed (%d Error constraint(s)): nothing published; %s, %s and %s left as "
                       "they were", failed, tables.MART, tables.QUARANTINE, tables.REPORT)
@@ -141,18 +157,24 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
         # converges (README "What happens when...").
         # The report is checkpointed (in the JVM: no Python on executors): the mart's MERGE below
         # would otherwise drop its cache (it reads the mart) and have it recomputed for the write.
+        timed.start("publish report rows")
         report_frame = report.localCheckpoint(eager=True)
         report_rows = report_frame.orderBy(F.desc("revenue"), "customer_segment").collect()
         # After a commit Delta re-plans every cached query over the table (listing its files again):
         # seconds per run for the caches over the mart, which nothing reads after this point.
         for frame in (report, *staged.cached_from_mart):
             frame.unpersist()
+        timed.start("publish customer state")
         state = _state_after(publisher, staged, profiles, decision, _rule_inputs(config, request),
                              orders_version, customers_version, run_id, bounds)
+        timed.start("publish mart")
         mart_version = publisher.mart(staged, state, decision.state)
+        timed.start("publish quarantine")
         publisher.overwrite(quarantine, tables.QUARANTINE)
+        timed.start("publish report")
         publisher.replace_snapshot(transforms.with_mart_version(report_frame, mart_version), tables.REPORT,
                                    request.as_of)
+        timed.start("publish dq results")
         publisher.append(dq_rows, tables.DQ_RESULTS)
         if history is not None:  # only published runs become the baseline the next run is compared with
             history.save(current)

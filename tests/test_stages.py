@@ -1,0 +1,116 @@
+"""Per-stage costs of a run: what each stage's Spark jobs read, wrote and shuffled, and where it goes."""
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+
+import pytest
+from rows import customer, order, ts
+
+from growth_revenue import pipeline, stages
+from growth_revenue.config import Observability
+from growth_revenue.contract import ContractError
+from growth_revenue.io import Location
+from growth_revenue.pipeline import EXIT_OK, RunRequest
+
+AS_OF = dt.date(2026, 11, 25)
+ORDERS = [
+    order("O1", "C1", "2026-11-20 10:00:00", amount="100.00", ingested_at="2026-11-25 06:00:00"),
+    order("O2", "C2", "2026-11-21 10:00:00", amount="50.00"),
+    order("O3", "C2", "2026-11-22 10:00:00", status="cancelled", amount="70.00"),
+]
+CUSTOMERS = [customer("C1", segment="enterprise"), customer("C2", segment="smb")]
+STAGES_OF_A_PUBLISHED_RUN = [
+    "read and decide", "customer profiles", "stage mart", "verify", "publish report rows",
+    "publish customer state", "publish mart", "publish quarantine", "publish report", "publish dq results",
+]
+
+
+def request_for(root):
+    return RunRequest(as_of=AS_OF, run_timestamp=ts("2026-11-25 07:00:00"),
+                      raw_orders=Location(path=str(root / "raw_orders")),
+                      raw_customers=Location(path=str(root / "raw_customers")), output=Location(path=str(root / "out")))
+
+
+@pytest.fixture
+def raw(tmp_path, make_orders, make_customers):
+    make_orders(ORDERS).write.format("delta").save(str(tmp_path / "raw_orders"))
+    make_customers(CUSTOMERS).write.format("delta").save(str(tmp_path / "raw_customers"))
+    return tmp_path
+
+
+@pytest.fixture
+def job_log():
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("growth_revenue")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, config, raw, job_log):
+    metrics_dir = raw / "run-logs"
+    config = dataclasses.replace(config, observability=Observability(stage_metrics_dir=str(metrics_dir)))
+
+    outcome = pipeline.run(spark, config, request_for(raw))
+
+    assert outcome.exit_code == EXIT_OK
+    assert [cost.name for cost in outcome.stages] == STAGES_OF_A_PUBLISHED_RUN
+    by_name = {cost.name: cost for cost in outcome.stages}
+    assert by_name["publish mart"].rows_written == 2  # O1 and O2; O3 is cancelled
+    assert by_name["publish mart"].bytes_written > 0
+    assert by_name["stage mart"].spark_jobs > 0 and by_name["stage mart"].rows_read >= len(ORDERS)
+    lines = [r.getMessage() for r in job_log if r.getMessage().startswith("stage ")]
+    assert [line.split(":")[0] for line in lines] == [f"stage {name}" for name in STAGES_OF_A_PUBLISHED_RUN]
+    written = json.loads((metrics_dir / f"{outcome.run_id}.stages.json").read_text())
+    assert written == {"run_id": outcome.run_id, "stages": [dataclasses.asdict(c) for c in outcome.stages]}
+
+
+def test_without_a_stage_metrics_dir_nothing_is_written_and_the_costs_are_still_kept(spark, config, raw):
+    assert config.observability.stage_metrics_dir is None  # the default
+    before = {p for p in raw.rglob("*")}
+
+    outcome = pipeline.run(spark, config, request_for(raw))
+
+    assert not [p for p in raw.rglob("*.stages.json")]
+    assert not [p for p in raw.rglob("*") if p not in before and "out" not in p.relative_to(raw).parts]
+    assert stages.total(outcome.stages).spark_jobs > 0
+
+
+def test_the_callers_job_group_is_restored_and_gets_none_of_the_runs_jobs(spark, config, raw, make_orders):
+    sc = spark.sparkContext
+    sc.setJobGroup("notebook-cell", "the caller's own group")
+    try:
+        assert pipeline.run(spark, config, request_for(raw)).exit_code == EXIT_OK
+        assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"
+        assert sc.statusTracker().getJobIdsForGroup("notebook-cell") == []
+
+        # A run that fails on its input restores it too.
+        make_orders(ORDERS).drop("amount").write.format("delta").mode("overwrite") \
+            .option("overwriteSchema", "true").save(str(raw / "raw_orders"))
+        with pytest.raises(ContractError):
+            pipeline.run(spark, config, request_for(raw))
+        assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+
+
+def test_a_stage_is_charged_for_the_rows_its_own_actions_read_and_write(spark, tmp_path):
+    frame = spark.range(7).withColumnRenamed("id", "n")
+    with stages.Stages(spark, "unit-run") as timed:
+        timed.start("write")
+        frame.write.parquet(str(tmp_path / "numbers"))
+        timed.start("read")
+        spark.read.parquet(str(tmp_path / "numbers")).collect()
+        timed.start("idle")
+
+    write, read, idle = timed.costs
+    assert (write.name, write.rows_written, read.rows_read) == ("write", 7, 7)
+    assert read.rows_written == 0
+    assert (idle.spark_jobs, idle.rows_read, idle.rows_written) == (0, 0, 0)
+    assert stages.total(timed.costs).rows_written == 7
