@@ -10,6 +10,9 @@ before the JVM starts):
   incremental    the nightly run on the new day, from the outputs of the previous night's full run on
                  the history alone (a copy of them is restored before each timed run)
   incremental30  the same on a 30-day history with the same daily volume
+  full_random, incremental_random
+                 full and incremental on the random-key shape: UUID-like order ids, a history bulk-loaded
+                 in one commit, changes to orders of any age (bench/raw_data.py)
   report         transforms.revenue_by_segment over the published mart, with the files and bytes it read
   naive          the 30-day report straight from the raw tables in plain PySpark: what the job replaces
   duckdb         DuckDB running the same rules over the same Parquet files: the mart as Parquet + the report
@@ -123,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         invocation["machine"] = machine_facts(spark)
         bench = Bench(spark, config, args.as_of, work, measure.jvm_pid(spark))
-        if wanted - {"incremental30"}:
+        if wanted & {"full", "incremental", "report", "naive", "duckdb"}:
             raw = raw_data.ensure_raw(spark, shape, args.out / "raw" / shape.name, args.regenerate)
-            data[str(shape.days)] = described(raw)
+            data[results_doc.data_key(shape.days, shape.keys)] = described(raw)
         if "full" in wanted:
             results["full"] = full_rebuild(bench, raw, repeat)
         if "incremental" in wanted:
@@ -133,8 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         if "incremental30" in wanted:
             shape30 = shape.scaled_to(SHORT_HISTORY_DAYS)
             raw30 = raw_data.ensure_raw(spark, shape30, args.out / "raw" / shape30.name, args.regenerate)
-            data[str(SHORT_HISTORY_DAYS)] = described(raw30)
+            data[results_doc.data_key(shape30.days, shape30.keys)] = described(raw30)
             results["incremental30"] = incremental_nightly(bench, raw30, repeat)
+        if wanted & {"full_random", "incremental_random"}:
+            random = dataclasses.replace(shape, keys=raw_data.RANDOM)
+            raw_random = raw_data.ensure_raw(spark, random, args.out / "raw" / random.name, args.regenerate)
+            data[results_doc.data_key(random.days, random.keys)] = described(raw_random)
+            if "full_random" in wanted:
+                results["full_random"] = full_rebuild(bench, raw_random, repeat)
+            if "incremental_random" in wanted:
+                results["incremental_random"] = incremental_nightly(bench, raw_random, repeat)
         if "report" in wanted:
             results["report"] = report_alone(bench, raw, published_mart(bench, raw, results), repeat)
         if "naive" in wanted:
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         # Stored and rendered before the session stops: stopping fails if a scenario took the JVM down.
         invocation["load_end"] = os.getloadavg()[0]
         scale = {**dataclasses.asdict(shape), "as_of": shape.as_of.isoformat()}
+        del scale["keys"]  # a scale holds both key shapes
         log.info("results stored in %s", results_doc.store(args.results, scale, data, results, invocation))
         text = results_doc.render(results_doc.load_all(args.results))
         print(text)
@@ -224,12 +236,12 @@ def run_job(bench: Bench, raw: Path, output: Path, as_of: dt.date, full_refresh:
             "report": fingerprint(outcome.report_rows)}
 
 
-def full_output(bench: Bench) -> Path:
-    return bench.work / "full"
+def full_output(bench: Bench, shape: Shape) -> Path:
+    return bench.work / f"full-{shape.keys}"
 
 
 def full_rebuild(bench: Bench, raw: RawData, repeat: int) -> dict:
-    output = full_output(bench)
+    output = full_output(bench, raw.shape)
 
     def rebuild() -> dict:
         shutil.rmtree(output, ignore_errors=True)  # from nothing, as a first publish or a rebuild would
@@ -239,7 +251,7 @@ def full_rebuild(bench: Bench, raw: RawData, repeat: int) -> dict:
 
 
 def incremental_output(bench: Bench, shape: Shape) -> Path:
-    return bench.work / f"incremental-{shape.days}d" / "output"
+    return bench.work / f"incremental-{shape.days}d-{shape.keys}" / "output"
 
 
 def incremental_nightly(bench: Bench, raw: RawData, repeat: int) -> dict:
@@ -267,7 +279,7 @@ def published_mart(bench: Bench, raw: RawData, results: dict) -> tuple[Path, str
     if "incremental" in results and not results["incremental"].get("error"):
         return incremental_output(bench, raw.shape) / tables.MART, "incremental nightly run"
     if "full" in results and not results["full"].get("error"):
-        return full_output(bench) / tables.MART, "full rebuild"
+        return full_output(bench, raw.shape) / tables.MART, "full rebuild"
     return None
 
 
@@ -334,7 +346,8 @@ def fingerprint(rows) -> list[list]:
 
 def described(raw: RawData) -> dict:
     shape = raw.shape
-    return {"orders": shape.orders, "customers": shape.customers, "days": shape.days, **raw.facts}
+    return {"orders": shape.orders, "customers": shape.customers, "days": shape.days, "keys": shape.keys,
+            **raw.facts}
 
 
 def machine_facts(spark: SparkSession) -> dict:

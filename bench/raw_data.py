@@ -13,10 +13,16 @@ The timeline, for as-of day D (the nightly run is at 07:00 UTC on D):
   test users, and new customers whose orders are already in the history as unknown-customer
   orphans).
 
-Order ids rise with order_ts (order i of the history is placed at fraction i/orders of it), so
-"an order from four weeks ago" is an id range and its facts can be recomputed from the id.
-Both tables are written sorted by _ingested_at (orders) or updated_at (customers), so Delta's
-per-file min/max statistics let a filter on them skip the old files.
+Two key shapes (`Shape.keys`):
+- sequential: order ids rise with order_ts (order i of the history is placed at fraction
+  i/orders of it) and both tables are written sorted by _ingested_at (orders) or updated_at
+  (customers), so Delta's per-file min/max statistics let a filter on the id or the landing time
+  skip the old files; the new day's changes hit 2-8-week-old orders;
+- random: what real raw tables often look like. Order ids are UUID-like hashes of the row id,
+  uncorrelated with time; the history is one bulk commit whose files each hold rows of every
+  ingestion time; cancellations and corrections hit orders of any age. No filter on the id or the
+  landing time can skip a file of the history.
+Either way an order's facts are recomputed from its row id, so a change can name an old order.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ log = logging.getLogger("bench")
 
 UTC = dt.timezone.utc
 SEED = 20261125
-FORMAT = 3  # bump when the generator changes, so cached tables are rewritten
+FORMAT = 4  # bump when the generator changes, so cached tables are rewritten
 ROWS_PER_FILE = 250_000  # small enough that skipping files by _ingested_at skips most of the history
 
 # Mixed spellings on purpose: the rules normalise lower(trim(x)).
@@ -52,6 +58,9 @@ DOMAINS = ["shop.io", "mail.net", "corp.example.org", "sub.test.example"]  # non
 TEST_DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]
 
 
+SEQUENTIAL, RANDOM = "sequential", "random"  # the key shapes (module docstring)
+
+
 @dataclasses.dataclass(frozen=True)
 class Shape:
     """What to generate: `orders` over `days` days of history, then one new day."""
@@ -60,10 +69,17 @@ class Shape:
     customers: int
     days: int
     as_of: dt.date
+    keys: str = SEQUENTIAL
 
     @property
     def name(self) -> str:
-        return f"{self.orders}-orders_{self.customers}-customers_{self.days}-days"
+        suffix = "" if self.keys == SEQUENTIAL else f"_{self.keys}-keys"
+        return f"{self.orders}-orders_{self.customers}-customers_{self.days}-days{suffix}"
+
+    @property
+    def oldest_change_days(self) -> int:
+        """How old the orders the new day cancels or corrects can be."""
+        return min(56, self.days) if self.keys == SEQUENTIAL else self.days
 
     @property
     def daily_orders(self) -> int:
@@ -81,8 +97,8 @@ class Shape:
 
     def scaled_to(self, days: int) -> "Shape":
         """The same daily volume of orders (and customers per order) over a different history length."""
-        return Shape(max(1, self.orders * days // self.days), max(1, self.customers * days // self.days),
-                     days, self.as_of)
+        return dataclasses.replace(self, orders=max(1, self.orders * days // self.days),
+                                   customers=max(1, self.customers * days // self.days), days=days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,14 +133,14 @@ def ensure_raw(spark: SparkSession, shape: Shape, root: Path, regenerate: bool) 
     shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
     # Row counts are estimated, not counted: counting would generate the data once more.
-    write_sorted(history_orders(spark, shape), history / tables.RAW_ORDERS, "_ingested_at", 1.1 * shape.orders)
-    write_sorted(history_customers(spark, shape), history / tables.RAW_CUSTOMERS, "updated_at",
-                 1.15 * shape.customers)
+    write_raw(history_orders(spark, shape), history / tables.RAW_ORDERS, shape, "_ingested_at", 1.1 * shape.orders)
+    write_raw(history_customers(spark, shape), history / tables.RAW_CUSTOMERS, shape, "updated_at",
+              1.15 * shape.customers)
     link_tree(history, nightly)
-    write_sorted(new_day_orders(spark, shape), nightly / tables.RAW_ORDERS, "_ingested_at",
-                 shape.daily_orders + 3 * shape.per_kind, mode="append")
-    write_sorted(new_day_customers(spark, shape), nightly / tables.RAW_CUSTOMERS, "updated_at",
-                 3 * shape.per_kind, mode="append")
+    write_raw(new_day_orders(spark, shape), nightly / tables.RAW_ORDERS, shape, "_ingested_at",
+              shape.daily_orders + 3 * shape.per_kind, mode="append")
+    write_raw(new_day_customers(spark, shape), nightly / tables.RAW_CUSTOMERS, shape, "updated_at",
+              3 * shape.per_kind, mode="append")
     facts = {**raw_facts(spark, shape, nightly), "generation_s": time.perf_counter() - started,
              "generated_at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC"}
     meta_path.write_text(json.dumps({"params": params, "facts": facts}, indent=2) + "\n")
@@ -138,10 +154,16 @@ def link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=os.link)
 
 
-def write_sorted(df: DataFrame, path: Path, column: str, rows: float, mode: str = "errorifexists") -> None:
-    """Files that each cover one stretch of `column`, so its min/max statistics can skip them."""
+def write_raw(df: DataFrame, path: Path, shape: Shape, column: str, rows: float, mode: str = "errorifexists") -> None:
+    """One commit of ~ROWS_PER_FILE-row files. Sequential keys: each file covers one stretch of
+    `column`, so its min/max statistics can skip it. Random keys: rows dealt round-robin, so every
+    file spans the whole range of every column."""
     files = max(1, round(rows / ROWS_PER_FILE))
-    df.repartitionByRange(files, column).sortWithinPartitions(column).write.format("delta").mode(mode).save(str(path))
+    if shape.keys == SEQUENTIAL:
+        df = df.repartitionByRange(files, column).sortWithinPartitions(column)
+    else:
+        df = df.repartition(files)
+    df.write.format("delta").mode(mode).save(str(path))
 
 
 def raw_facts(spark: SparkSession, shape: Shape, nightly: Path) -> dict:
@@ -154,8 +176,10 @@ def raw_facts(spark: SparkSession, shape: Shape, nightly: Path) -> dict:
         facts[table] = {"history_rows": int(commits[0]["operationMetrics"]["numOutputRows"]),
                         "new_day_rows": int(commits[1]["operationMetrics"]["numOutputRows"]),
                         "files": files, "bytes": size}
-    facts["new_day"] = {"new orders": shape.daily_orders, "cancellations of orders 2-8 weeks old": shape.per_kind,
-                        "corrected amounts on orders up to 8 weeks old": shape.per_kind,
+    oldest = shape.oldest_change_days
+    age = "2-8 weeks old" if shape.keys == SEQUENTIAL else f"2 weeks to {oldest} days old"
+    facts["new_day"] = {"new orders": shape.daily_orders, f"cancellations of orders {age}": shape.per_kind,
+                        f"corrected amounts on orders up to {oldest} days old": shape.per_kind,
                         "late orders placed 1-10 days earlier": shape.per_kind,
                         "customers moved to another segment": shape.per_kind,
                         "customers turned test users": shape.per_kind,
@@ -186,6 +210,16 @@ def _customer_of_order(shape: Shape) -> str:
             f"WHEN {_u('orphan')} < 0.02 THEN format_string('C%08d', {shape.customers} + "
             f"{_pick('orphan_id', shape.orphan_pool)}) "
             f"ELSE format_string('C%08d', {_pick('customer', shape.customers)}) END")
+
+
+def _order_id(shape: Shape) -> str:
+    """The order id of row `id`: 'O' and ten digits (sequential), or a UUID-like hash (random)."""
+    if shape.keys == SEQUENTIAL:
+        return "format_string('O%010d', id)"
+    # 128 bits of two salted hashes, printed as 8-4-4-4-12 hex digits (%x prints a long unsigned).
+    digits = f"format_string('%016x%016x', xxhash64(id, {SEED}, 'uuid_hi'), xxhash64(id, {SEED}, 'uuid_lo'))"
+    return (f"concat_ws('-', substr({digits}, 1, 8), substr({digits}, 9, 4), substr({digits}, 13, 4), "
+            f"substr({digits}, 17, 4), substr({digits}, 21, 12))")
 
 
 def _landed_within(salt: str, start: int, end: int) -> str:
@@ -221,7 +255,7 @@ def history_orders(spark: SparkSession, shape: Shape) -> DataFrame:
     )
     # A few rows the quarantine rules are for: no order_id, no order_ts, no amount.
     first = facts.selectExpr(
-        f"CASE WHEN {_u('no_id')} < 0.0001 THEN CAST(NULL AS STRING) ELSE format_string('O%010d', id) END"
+        f"CASE WHEN {_u('no_id')} < 0.0001 THEN CAST(NULL AS STRING) ELSE {_order_id(shape)} END"
         " AS order_id",
         "customer_id",
         f"CASE WHEN {_u('no_ts')} < 0.0001 THEN CAST(NULL AS TIMESTAMP) ELSE timestamp_seconds(ts_s) END"
@@ -233,7 +267,7 @@ def history_orders(spark: SparkSession, shape: Shape) -> DataFrame:
     )
     # ~10% of orders get a later version within three days: a new status, sometimes a corrected amount.
     later = facts.where(f"{_u('version')} < 0.10").selectExpr(
-        "format_string('O%010d', id) AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
+        f"{_order_id(shape)} AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
         f"{_choice('later_status', LATER_STATUSES)} AS status",
         f"CASE WHEN {_u('corrected')} < 0.3 THEN CAST(amount + 1.50 AS DECIMAL(18,2)) ELSE amount END AS amount",
         f"timestamp_seconds(least(landed_s + 3600 * (1 + {_pick('later', 72)}), {t['history_landed']}))"
@@ -265,7 +299,7 @@ def new_day_orders(spark: SparkSession, shape: Shape) -> DataFrame:
         f"{landed} AS landed_s")
 
     # New versions of history orders: a cancellation 2-8 weeks after the order, or a corrected amount.
-    oldest = min(56, shape.days)
+    oldest = shape.oldest_change_days
     cancelled = _old_orders(spark, shape, "cancel", n, min(14, oldest - 1), oldest, landed) \
         .selectExpr("*", "'cancelled' AS new_status", "amount AS new_amount")
     corrected = _old_orders(spark, shape, "correct", n, 0, oldest, landed) \
@@ -274,7 +308,7 @@ def new_day_orders(spark: SparkSession, shape: Shape) -> DataFrame:
         "id", "ts_s", "customer_id", "new_status AS status", "new_amount AS amount", "landed_s")
 
     return new.unionByName(late).unionByName(revised).selectExpr(
-        "format_string('O%010d', id) AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
+        f"{_order_id(shape)} AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
         "status", "amount", "timestamp_seconds(landed_s) AS updated_at",
         "timestamp_seconds(landed_s) AS _ingested_at",
     ).to(ORDERS_SCHEMA)
