@@ -349,6 +349,10 @@ METHOD = """How it measures:
   orphans. No test user becomes real that day: that change alone makes the job read `raw_orders` by
   customer (README "Incremental runs"). Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
   30-day history has the same daily volume and the same kind of new day.
+- The random-key shape (scenarios `full_random`, `incremental_random`) is the same volume shaped like many
+  real raw tables: UUID-like order ids uncorrelated with time, the history bulk-loaded in one commit whose
+  files each hold rows of every ingestion time, and cancellations and corrections of orders of any age. No
+  filter on the order id or the landing time can skip a file of its history.
 - Each scenario runs `--repeat` times in one process and one SparkSession; the table shows the median,
   min and max wall time. The incremental runs start from a restored copy of the previous night's outputs
   (a full run on the history alone, not timed).

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from demo import order_ts_bounds
 from rows import customer, order, ts
@@ -353,6 +354,21 @@ def test_rows_appended_are_those_of_the_files_added_after_a_version(spark, tmp_p
     assert sorted((row.customer_id, row.customer_segment) for row in appended.collect()) == [
         ("C1", "x"), ("C3", "smb"), ("C4", "smb")]
     assert io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 2, 2).count() == 0
+
+
+def test_files_added_come_from_the_commits_and_leave_out_files_a_later_commit_compacted_away(spark, tmp_path):
+    path = str(tmp_path / tables.RAW_CUSTOMERS)
+    for rows in ([customer("C1")], [customer("C2")], [customer("C3")]):
+        spark.createDataFrame(rows, CUSTOMERS_SCHEMA).write.format("delta").mode("append").save(path)
+    appended = io.files_added(spark, path, 0, 2)
+    assert len(appended) == 2 and all(file.endswith(".parquet") for file in appended)
+    assert sorted(row.customer_id for row in spark.read.parquet(*appended).collect()) == ["C2", "C3"]
+    DeltaTable.forPath(spark, path).optimize().executeCompaction()  # version 3: one file of every row
+    (compacted,) = io.files_added(spark, path, 0, 3)
+    assert compacted not in appended
+    # The compacted file brings old rows back: more to read, never a row missed.
+    assert sorted(row.customer_id for row in io.rows_appended(spark, Location(path=path), tables.RAW_CUSTOMERS, 0,
+                                                              3).collect()) == ["C1", "C2", "C3"]
 
 
 def test_rows_appended_refuses_a_partitioned_table_whose_files_lack_the_partition_column(spark, tmp_path):

@@ -312,10 +312,20 @@ def _edits(changes: DataFrame, *actions: str) -> DataFrame:
                        .select("customer_id", F.col("customer_segment").alias("_new_segment")))
 
 
-def edited_rows(mart: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
-    """The mart rows of re-labelled and removed customers' orders, bar those recomputed from raw."""
-    edited = mart.join(_edits(changes, RELABEL, REMOVE), "customer_id", "left_semi")
-    return edited.join(affected, "order_id", "left_anti").select(*MART_COLUMNS)
+def current_rows(mart: DataFrame, affected: DataFrame, changes: DataFrame,
+                 target_dates: list[dt.date] | None) -> DataFrame:
+    """The mart rows the change may replace or delete, in one pass over the mart: those of the
+    affected orders, and those of re-labelled and removed customers' orders wherever they lie.
+
+    `target_dates` are the order_date partitions holding the affected orders' rows, or None to
+    read every partition (when customers are edited their rows can be anywhere, so the one pass
+    over the whole mart serves both).
+    """
+    rows = mart if target_dates is None else mart.where(F.col("order_date").isin(target_dates))
+    orders = F.broadcast(affected.select("order_id", F.lit(True).alias("_affected")))
+    customers = F.broadcast(customers_to(changes, RELABEL, REMOVE).withColumn("_edited", F.lit(True)))
+    flagged = rows.join(orders, "order_id", "left").join(customers, "customer_id", "left")
+    return flagged.where(F.col("_affected").isNotNull() | F.col("_edited").isNotNull()).select(*MART_COLUMNS)
 
 
 def relabelled(current: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -112,11 +113,38 @@ def rows_appended(spark: SparkSession, location: Location, table: str, since: in
     mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
     if mapping != "none":
         raise ValueError(f"it uses column mapping ({mapping})")
-    then, now = read_output(spark, location, since), read_output(spark, location, version)
-    before = set(then.inputFiles())
-    added = [file for file in now.inputFiles() if file not in before]
+    now = read_output(spark, location, version)
+    added = files_added(spark, detail["location"], since, version)
     rows = spark.read.schema(now.schema).parquet(*added) if added else now.where(F.lit(False))
     return conform(rows, table)
+
+
+def files_added(spark: SparkSession, table_root: str, since: int, version: int) -> list[str]:
+    """The data files that the commits after version `since` added and that version `version` still has.
+
+    Read from those commits' own entries in the Delta log (one small JSON file each, on the
+    driver): neither version's whole file list is rebuilt. A commit file the log no longer has
+    (log retention) raises, and the caller falls back to reading everything.
+    """
+    hadoop = spark._jvm.org.apache.hadoop.fs
+    root = hadoop.Path(table_root)
+    fs = root.getFileSystem(spark._jsc.hadoopConfiguration())
+    added: dict[str, None] = {}
+    for commit in range(since + 1, version + 1):
+        stream = fs.open(hadoop.Path(root, f"_delta_log/{commit:020d}.json"))
+        try:
+            text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        for line in text.splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "add" in action:
+                added[action["add"]["path"]] = None
+            elif "remove" in action:  # compacted away by a later commit of the range
+                added.pop(action["remove"]["path"], None)
+    # Entries hold URI-encoded paths, relative to the table's root unless absolute (as Delta resolves them).
+    paths = (hadoop.Path(spark._jvm.java.net.URI(path)) for path in added)
+    return [(path if path.isAbsolute() else hadoop.Path(root, path)).toString() for path in paths]
 
 
 def _read_parquet(spark: SparkSession, location: Location, table: str) -> DataFrame:
@@ -252,6 +280,9 @@ def append(df: DataFrame, location: Location, user_metadata: str | None = None) 
 
 
 _SPREAD_SMALL_WRITES = {"spark.sql.adaptive.coalescePartitions.minPartitionSize": "1b"}
+# A MERGE copies a source it cannot prove deterministic before reading it twice; a checkpointed
+# source cannot change between the two reads.
+_SOURCE_AS_IT_IS = {"spark.databricks.delta.merge.materializeSource": "none"}
 
 
 def _without_dictionary(columns: tuple[str, ...]) -> dict[str, str]:
@@ -268,7 +299,8 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
     `target_dates` are the order_date partitions holding the rows to update or delete: the
-    MERGE only reads and rewrites those, not the whole history.
+    MERGE only reads and rewrites those, not the whole history. `changes` must already be
+    materialised (checkpointed): the MERGE reads it as it is instead of copying it first.
     """
     spark = changes.sparkSession
     table = delta_table(spark, location)
@@ -279,7 +311,7 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
     # spreads them over the session's cores.
-    with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
+    with _commit_metadata(spark, user_metadata), session_conf(spark, {**_SPREAD_SMALL_WRITES, **_SOURCE_AS_IT_IS}):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)
@@ -361,8 +393,12 @@ def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple
     current version then holds what the run wrote.
     """
     tagged = (F.col("userMetadata") == run_id) | (F.get_json_object("userMetadata", "$.run_id") == run_id)
-    row = (delta_table(spark, location).history(100).where(tagged)
-           .orderBy(F.desc("version")).select("version", "operationMetrics").first())
+    table = delta_table(spark, location)
+    # Delta reads one log file per commit listed: the newest is almost always the run's own.
+    for limit in (1, 100):
+        row = table.history(limit).where(tagged).orderBy(F.desc("version")).select("version", "operationMetrics").first()
+        if row is not None:
+            break
     if row is None:
         return version_of(spark, location), {}
     return row["version"], dict(row["operationMetrics"] or {})

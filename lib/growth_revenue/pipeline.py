@@ -215,8 +215,11 @@ def _decide(spark: SparkSession, config: Config, request: RunRequest,
             orders_version: int | None) -> tuple[incremental.Decision, DataFrame | None]:
     """Full or incremental (incremental.decide), and the customer profiles the last run used."""
     output = request.output
-    decision = incremental.decide(io.history(spark, output.child(tables.MART)), _rule_inputs(config, request),
-                                  request.full_refresh)
+    # The newest commit carries the last run's state unless another writer committed since.
+    commits = io.history(spark, output.child(tables.MART), limit=1)
+    if commits and incremental.MartState.from_metadata(commits[0]["userMetadata"]) is None:
+        commits = io.history(spark, output.child(tables.MART))
+    decision = incremental.decide(commits, _rule_inputs(config, request), request.full_refresh)
     if decision.mode == incremental.FULL:
         return decision, None
     rewritten = _rewrite_since(spark, request.raw_orders, decision.state.raw_orders_version, orders_version)
@@ -356,14 +359,15 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
     counted = _materialised(transforms.counted_orders(classified))
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
-    # The mart's current rows of the affected orders: first which partitions hold them (order_id
-    # only, files skipped by their order_id range), then those partitions alone. Then the rows of
-    # relabelled or removed customers, wherever they lie, and what they become.
-    target_dates = [row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id",
-                                                            *affected_range)
-                    .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
-    current = (mart.where(F.col("order_date").isin(target_dates)).join(affected, "order_id", "left_semi")
-               .unionByName(incremental.edited_rows(mart, customers, affected))).persist()
+    # The mart's current rows of the affected orders and of relabelled or removed customers, in
+    # one pass. Edited customers' rows can lie in any partition; without them, first find which
+    # partitions hold the affected orders (order_id only, files skipped by their order_id range)
+    # and read those alone.
+    edited = by_action[incremental.RELABEL] + by_action[incremental.REMOVE]
+    target_dates = None if edited else [
+        row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id", *affected_range)
+        .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
+    current = incremental.current_rows(mart, affected, customers, target_dates).persist()
     current_rows = current.count()  # one pass over the mart for both
     staged = recomputed_rows.unionByName(incremental.relabelled(current, customers, affected)).persist()
     staged_rows = staged.count()
