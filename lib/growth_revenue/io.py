@@ -280,9 +280,6 @@ def append(df: DataFrame, location: Location, user_metadata: str | None = None) 
 
 
 _SPREAD_SMALL_WRITES = {"spark.sql.adaptive.coalescePartitions.minPartitionSize": "1b"}
-# A MERGE copies a source it cannot prove deterministic before reading it twice; a checkpointed
-# source cannot change between the two reads.
-_SOURCE_AS_IT_IS = {"spark.databricks.delta.merge.materializeSource": "none"}
 
 
 def _without_dictionary(columns: tuple[str, ...]) -> dict[str, str]:
@@ -299,8 +296,7 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
     `target_dates` are the order_date partitions holding the rows to update or delete: the
-    MERGE only reads and rewrites those, not the whole history. `changes` must already be
-    materialised (checkpointed): the MERGE reads it as it is instead of copying it first.
+    MERGE only reads and rewrites those, not the whole history.
     """
     spark = changes.sparkSession
     table = delta_table(spark, location)
@@ -311,7 +307,7 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
     # spreads them over the session's cores.
-    with _commit_metadata(spark, user_metadata), session_conf(spark, {**_SPREAD_SMALL_WRITES, **_SOURCE_AS_IT_IS}):
+    with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
          .whenMatchedUpdate(condition="s._present", set=values)
