@@ -126,22 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         invocation["machine"] = machine_facts(spark)
         bench = Bench(spark, config, args.as_of, work, measure.jvm_pid(spark))
+
+        def prepared(wanted_shape: Shape) -> RawData:
+            """The raw tables of `wanted_shape`, generated unless kept, and described in the results."""
+            raw_tables = raw_data.ensure_raw(spark, wanted_shape, args.out / "raw" / wanted_shape.name,
+                                             args.regenerate)
+            data[results_doc.data_key(wanted_shape.days, wanted_shape.keys)] = described(raw_tables)
+            return raw_tables
+
         if wanted & {"full", "incremental", "report", "naive", "duckdb"}:
-            raw = raw_data.ensure_raw(spark, shape, args.out / "raw" / shape.name, args.regenerate)
-            data[results_doc.data_key(shape.days, shape.keys)] = described(raw)
+            raw = prepared(shape)
         if "full" in wanted:
             results["full"] = full_rebuild(bench, raw, repeat)
         if "incremental" in wanted:
             results["incremental"] = incremental_nightly(bench, raw, repeat)
         if "incremental30" in wanted:
-            shape30 = shape.scaled_to(SHORT_HISTORY_DAYS)
-            raw30 = raw_data.ensure_raw(spark, shape30, args.out / "raw" / shape30.name, args.regenerate)
-            data[results_doc.data_key(shape30.days, shape30.keys)] = described(raw30)
-            results["incremental30"] = incremental_nightly(bench, raw30, repeat)
+            results["incremental30"] = incremental_nightly(bench, prepared(shape.scaled_to(SHORT_HISTORY_DAYS)), repeat)
         if wanted & {"full_random", "incremental_random"}:
-            random = dataclasses.replace(shape, keys=raw_data.RANDOM)
-            raw_random = raw_data.ensure_raw(spark, random, args.out / "raw" / random.name, args.regenerate)
-            data[results_doc.data_key(random.days, random.keys)] = described(raw_random)
+            raw_random = prepared(dataclasses.replace(shape, keys=raw_data.RANDOM))
             if "full_random" in wanted:
                 results["full_random"] = full_rebuild(bench, raw_random, repeat)
             if "incremental_random" in wanted:

@@ -441,7 +441,8 @@ def render_scale(scale: dict) -> list[str]:
     return lines
 
 
-STAGED = ("full", "incremental", "incremental30", "full_random", "incremental_random")  # the scenarios that run the job, which records its stages
+# The scenarios that run the job, which records its stages.
+STAGED = ("full", "incremental", "incremental30", "full_random", "incremental_random")
 
 
 def render_stages(scale: dict) -> list[str]:
