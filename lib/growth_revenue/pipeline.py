@@ -351,7 +351,8 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
                                          rules.reporting_timezone)
     redated = spark.createDataFrame([(row.order_id,) for row in redated.collect()], "order_id string")
     affected = incremental.affected_orders(landed, raw_orders, former_test_users, redated).persist()
-    affected_range = tuple(affected.agg(F.min("order_id"), F.max("order_id")).first())
+    lowest, highest, affected_orders = affected.agg(F.min("order_id"), F.max("order_id"), F.count(F.lit(1))).first()
+    affected_range = (lowest, highest)
     history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
@@ -397,7 +398,7 @@ def _stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_
              "changed: %s; %d orders recomputed from raw, %d mart rows to insert, update or delete",
              landed_rows, cutoff.isoformat() if cutoff else "the beginning", state.orders_watermark,
              config.incremental.lookback_hours, ", ".join(f"{n} {action}" for action, n in by_action.items()),
-             affected.count(), changed_rows)
+             affected_orders, changed_rows)
     return StagedMart(incremental.INCREMENTAL, staged, after, mart_rows, quarantine, quarantined, changes,
                       changed_rows, target_dates, newest, sum(by_action.values()) > 0, freshness_input,
                       (customers, affected, counted, current, staged, changes, quarantine), (staged, current))
