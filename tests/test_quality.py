@@ -128,11 +128,45 @@ def test_freshness_reference_is_the_end_of_the_as_of_day_for_a_backfill():
     assert freshness_reference(dt.date(2026, 11, 1), run, "America/New_York") == ts("2026-11-02 05:00:00")  # EST: DST ended on Nov 1
 
 
-def test_auto_engine_falls_back_to_spark_without_the_deequ_jar(spark):
-    assert quality.choose_engine(spark, "auto") == ("deequ" if quality.deequ_available(spark) else "spark")
-    if not quality.deequ_available(spark):
+# (kind, column, allowed, metric over 3 rows, constraint recorded in dq_check_results, failure message)
+KIND_CASES = [
+    ("non_negative", "revenue", (), 2 / 3, "isNonNegative(revenue)", "1 of 3 rows have revenue < 0 (metric 0.666667)"),
+    ("positive", "n", (), 0.0, "isPositive(n)", "3 of 3 rows have n <= 0 (metric 0)"),
+    ("complete", "revenue", (), 1 / 3, "isComplete(revenue)", "2 of 3 rows have revenue is null (metric 0.333333)"),
+    ("unique", "order_id", (), 1 / 3, "isUnique(order_id)",
+     "order_id is not unique (uniqueness 0.333333: values occurring once per non-null row, over 3 rows)"),
+    ("contained_in", "kind", ("real", "demo"), 2 / 3, "isContainedIn(kind, [real, demo])",
+     "1 of 3 rows have kind not in [real, demo] (metric 0.666667)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "column", "allowed", "metric", "constraint", "message"), KIND_CASES,
+                         ids=[c[0] for c in KIND_CASES])
+def test_each_constraint_kind_is_recorded_and_explained_in_its_own_words(kind, column, allowed, metric, constraint,
+                                                                          message):
+    rule = quality.Rule(kind, column, "in plain words", allowed)
+    assert rule.deequ_name == constraint
+    assert rule.failure(metric, rows=3) == message
+
+
+# (quality.engine, Deequ jar on the classpath, the engine that runs or the error raised)
+ENGINE_CHOICES = [
+    ("auto", True, "deequ"),
+    ("auto", False, "spark"),
+    ("deequ", True, "deequ"),
+    ("deequ", False, RuntimeError),
+    ("spark", True, "spark"),
+    ("spark", False, "spark"),
+]
+
+
+@pytest.mark.parametrize(("configured", "deequ_on_classpath", "expected"), ENGINE_CHOICES)
+def test_auto_engine_falls_back_to_spark_without_the_deequ_jar(configured, deequ_on_classpath, expected):
+    if expected is RuntimeError:
         with pytest.raises(RuntimeError, match="Deequ jar is not on the classpath"):
-            quality.choose_engine(spark, "deequ")
+            quality.engine_for(configured, deequ_on_classpath)
+    else:
+        assert quality.engine_for(configured, deequ_on_classpath) == expected
 
 
 def test_results_frame_has_one_row_per_constraint(spark):

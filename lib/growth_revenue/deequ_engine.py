@@ -1,10 +1,12 @@
 """The Deequ engine: the gate's constraints through PyDeequ's VerificationSuite, the anomaly checks
 through Deequ's RelativeRateOfChangeStrategy against its own FileSystemMetricsRepository.
 
-Lambda-free throughout: a Python assertion would make py4j start a callback server that keeps
-the process alive. PyDeequ's `isContainedIn` always passes one (its default `is_one`), so that
-constraint goes to Deequ's Scala `isContainedIn(column, allowedValues)`, whose default is Deequ's
-own `Check.IsOne`.
+Each rule becomes the Deequ Check method its kind declares (checks.KINDS). Lambda-free throughout:
+a Python assertion would make py4j start a callback server that keeps the process alive. PyDeequ's
+methods on a column alone pass Deequ's own default assertion (`Check.IsOne`, from the JVM), so they
+are called through PyDeequ. A method that also takes the rule's values (`isContainedIn`) goes to
+Deequ's Scala overload `(column, values)`, whose default is `Check.IsOne` too: PyDeequ's own always
+passes a Python lambda (its default `is_one`).
 
 The watched metrics (the mart's row count, the report's total revenue) reach Deequ as analyzer
 states (`NumMatches`, `SumState`): the run has already counted them, and Deequ's
@@ -12,7 +14,7 @@ states (`NumMatches`, `SumState`): the run has already counted them, and Deequ's
 mechanism for incremental metrics; the alternative, `Size()` over the mart, would read every
 row of it each night.
 
-Only pydeequ and the JVM are touched here; the constraint declarations live in quality.py.
+Only pydeequ and the JVM are touched here; the constraint declarations live in checks.py.
 """
 
 from __future__ import annotations
@@ -23,15 +25,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from growth_revenue.checks import Rule
 from growth_revenue.metrics import RESULT_TAGS, date_key
-
-# The rule kinds and the Deequ constraint each becomes (PyDeequ method, or Scala for contained_in).
-PYDEEQU_METHODS = {
-    "non_negative": "isNonNegative",
-    "positive": "isPositive",
-    "complete": "isComplete",
-    "unique": "isUnique",
-}
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class Measured:
 
 
 def verify(spark: SparkSession, data: DataFrame, level_is_error: bool, description: str,
-           rules: tuple) -> tuple[int, list[Measured]]:
+           rules: tuple[Rule, ...]) -> tuple[int, list[Measured]]:
     """(rows, one verdict per rule in order) from one VerificationSuite run over `data`."""
     from pydeequ.checks import Check, CheckLevel
     from pydeequ.verification import VerificationSuite
@@ -51,13 +46,14 @@ def verify(spark: SparkSession, data: DataFrame, level_is_error: bool, descripti
     jvm = spark._jvm
     check = Check(spark, CheckLevel.Error if level_is_error else CheckLevel.Warning, description)
     for rule in rules:
-        if rule.kind == "contained_in":
-            allowed = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(rule.allowed))
+        method = rule.constraint.deequ_method
+        if rule.constraint.takes_values:
+            values = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(rule.allowed))
             for i, value in enumerate(rule.allowed):
-                allowed[i] = value
-            check._Check = check._Check.isContainedIn(rule.column, allowed)
+                values[i] = value
+            check._Check = getattr(check._Check, method)(rule.column, values)
         else:
-            getattr(check, PYDEEQU_METHODS[rule.kind])(rule.column)
+            getattr(check, method)(rule.column)
     size = jvm.com.amazon.deequ.analyzers.Size(jvm.scala.Option.apply(None))
     builder = VerificationSuite(spark).onData(data).addCheck(check)
     builder._VerificationRunBuilder.addRequiredAnalyzer(size)  # the row count, in the same scan

@@ -1,11 +1,12 @@
-"""The quality gate: which constraints guard publishing, and the engines that verify them.
+"""The quality gate: the checks that guard publishing, the engine that verifies them, their record.
 
-Constraints are declared once, in Deequ's vocabulary and without Python lambdas (a lambda
-makes pydeequ start a py4j callback server). Two engines verify them and give the same rows:
+This is the gate's public face; what a constraint is lives in checks.py (`KINDS`, one entry per
+constraint kind), read by the two engines, which give the same rows:
 
 - `deequ` (deequ_engine.py): PyDeequ's VerificationSuite, wherever the Deequ jar is on the classpath;
-- `spark`: the same Deequ metric definitions computed with plain Spark aggregations, for where
-  Deequ cannot run (a Spark line whose Deequ build is not served, Databricks serverless).
+- `spark` (spark_engine.py): the same Deequ metric definitions computed with plain Spark
+  aggregations, for where Deequ cannot run (a Spark line whose Deequ build is not served,
+  Databricks serverless).
 
 Anomaly checks compare this run's metrics with the previous published run's in the metrics
 repository (metrics.py): through Deequ's RelativeRateOfChangeStrategy with the deequ engine, by
@@ -15,106 +16,31 @@ the same rule on the driver with the spark engine. They are Warning-level.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from enum import Enum
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from growth_revenue import tables
+from growth_revenue import deequ_engine, spark_engine, tables
+from growth_revenue.checks import (
+    FAILURE,
+    SUCCESS,
+    AnomalyRule,
+    Check,
+    Level,
+    QuarantineRule,
+    Result,
+    Rule,
+    rate_bounds,
+)
 from growth_revenue.metrics import MART_ROWS, REPORT_REVENUE, RunMetrics
 
-
-class Level(str, Enum):
-    ERROR = "Error"
-    WARNING = "Warning"
-
-
-SUCCESS, FAILURE = "Success", "Failure"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One constraint: `kind` is a Deequ constraint, `says` is the rule in plain words."""
-
-    kind: str  # non_negative | positive | complete | unique | contained_in
-    column: str
-    says: str
-    allowed: tuple[str, ...] = ()
-
-    @property
-    def deequ_name(self) -> str:
-        name = {
-            "non_negative": "isNonNegative",
-            "positive": "isPositive",
-            "complete": "isComplete",
-            "unique": "isUnique",
-            "contained_in": "isContainedIn",
-        }[self.kind]
-        extra = f", [{', '.join(self.allowed)}]" if self.allowed else ""
-        return f"{name}({self.column}{extra})"
-
-
-@dataclass(frozen=True)
-class AnomalyRule:
-    """Deequ's RelativeRateOfChangeStrategy on one metric: |current / previous - 1| <= max_change."""
-
-    analyzer: str  # Deequ analyzer of the watched metric: Size, Sum
-    column: str | None
-    says: str
-    max_change: float
-    kind = "relative_change"
-
-    @property
-    def deequ_name(self) -> str:
-        decrease, increase = rate_bounds(self.max_change)
-        return (f"anomaly({self.analyzer}({self.column or ''}), RelativeRateOfChangeStrategy("
-                f"maxRateDecrease={decrease:g}, maxRateIncrease={increase:g}))")
-
-
-@dataclass(frozen=True)
-class QuarantineRule:
-    """How many revenue orders went to quarantine_orders: none (Warning), at most a share (Error)."""
-
-    says: str
-    max_share: float | None  # None: any quarantined order breaks the rule
-    column = None
-    kind = "quarantine"
-
-    @property
-    def deequ_name(self) -> str:
-        if self.max_share is None:
-            return f"hasSize({tables.QUARANTINE}, _ == 0)"
-        return f"ratio(Size({tables.QUARANTINE}), Size(revenue orders)) <= {self.max_share:g}"
-
-
-@dataclass(frozen=True)
-class Check:
-    """Rules verified on one DataFrame at one level, recorded against `dataset`."""
-
-    dataset: str
-    name: str
-    level: Level
-    data: DataFrame | None  # None for checks decided on the driver from stored metrics (anomalies)
-    rules: tuple[Rule | AnomalyRule | QuarantineRule, ...]
-
-
-@dataclass(frozen=True)
-class Result:
-    check: Check
-    rule: Rule | AnomalyRule | QuarantineRule
-    status: str
-    metric_value: float | None
-    message: str
-
-    @property
-    def blocks_publishing(self) -> bool:
-        return self.status == FAILURE and self.check.level is Level.ERROR
-
-    def plain(self) -> str:
-        verdict = "ok    " if self.status == SUCCESS else ("FAILED" if self.blocks_publishing else "WARN  ")
-        return f"{verdict} [{self.check.level.value}] {self.check.dataset}: {self.rule.says} - {self.message}"
+__all__ = [  # the public face: checks.py's declarations that callers use are re-exported
+    "FAILURE", "RESULTS_SCHEMA", "SUCCESS", "WATCHED_METRICS", "AnomalyRule", "Check", "Level", "QuarantineRule",
+    "Result", "Rule", "anomaly_results", "choose_engine", "deequ_absence", "deequ_available", "engine_for",
+    "freshness_summary", "gate_checks", "is_normal_change", "quarantine_results", "rate_bounds", "relative_change",
+    "report_summary", "results_frame", "verify",
+]
 
 
 # --- what the gate checks ------------------------------------------------------------------
@@ -197,11 +123,6 @@ WATCHED_METRICS = (
 )
 
 
-def rate_bounds(max_change: float) -> tuple[float, float]:
-    """RelativeRateOfChangeStrategy's (maxRateDecrease, maxRateIncrease) for a relative bound."""
-    return 1 - max_change, 1 + max_change
-
-
 def relative_change(previous: float, current: float) -> float:
     if previous == 0:
         return 0.0 if current == 0 else float("inf")
@@ -274,13 +195,9 @@ def _number(value: float) -> str:
 
 
 # --- engines -------------------------------------------------------------------------------
-# Both engines measure every rule with Deequ's metric definitions, and `_judge` turns the
-# measurements into the same Result rows, so dq_check_results cannot tell which engine ran:
-# - Compliance (non_negative, positive, contained_in): rows satisfying the predicate / all rows,
-#   where a null complies (Deequ: COALESCE(col, 0) >= 0, COALESCE(col, 1) > 0, col IS NULL OR IN).
-# - Completeness: non-null rows / all rows.
-# - Uniqueness: values occurring exactly once / non-null rows; with only nulls there is no metric.
-# A rule holds when its metric is exactly 1 (Deequ's Check.IsOne).
+# Which engine runs, and the dispatch to it. Each engine measures every rule with Deequ's metric
+# definitions (checks.py); `_judge` turns the measurements into the same Result rows, so
+# dq_check_results cannot tell which engine ran.
 
 
 def deequ_available(spark: SparkSession) -> bool:
@@ -304,10 +221,11 @@ def deequ_absence(spark: SparkSession) -> str:
     return f"{line.deequ_package} is not on the classpath of this Spark {line.name} session"
 
 
-def choose_engine(spark: SparkSession, configured: str) -> str:
+def engine_for(configured: str, deequ_on_classpath: bool) -> str:
+    """The engine that runs for `quality.engine` (auto | deequ | spark)."""
     if configured == "auto":
-        return "deequ" if deequ_available(spark) else "spark"
-    if configured == "deequ" and not deequ_available(spark):
+        return "deequ" if deequ_on_classpath else "spark"
+    if configured == "deequ" and not deequ_on_classpath:
         raise RuntimeError(
             "quality.engine is 'deequ' but the Deequ jar is not on the classpath (set-up records whether "
             "it resolved in <spark.ivy_dir>/<line>/resolved.json; on a cluster, install it as a library)"
@@ -315,46 +233,23 @@ def choose_engine(spark: SparkSession, configured: str) -> str:
     return configured
 
 
+def choose_engine(spark: SparkSession, configured: str) -> str:
+    # `spark` needs no look at the classpath (nor a JVM gateway to look with).
+    return engine_for(configured, configured != "spark" and deequ_available(spark))
+
+
 def verify(spark: SparkSession, checks: list[Check], engine: str) -> list[Result]:
+    """One Result per rule of every check, the same rows whichever engine measures them."""
     results = []
     for check in checks:
         if engine == "deequ":
-            from growth_revenue import deequ_engine
-
             rows, measured = deequ_engine.verify(spark, check.data, check.level is Level.ERROR,
                                                  f"{check.dataset} {check.name}", check.rules)
             verdicts = [(m.passed, m.metric) for m in measured]
         else:
-            rows, verdicts = _measure_with_spark(check)
+            rows, verdicts = spark_engine.measure(check.data, check.rules)
         results += _judge(check, rows, verdicts)
     return results
-
-
-_COMPLIES = {
-    "non_negative": lambda column, rule: F.coalesce(column.cast("double"), F.lit(0.0)) >= 0,
-    "positive": lambda column, rule: F.coalesce(column.cast("double"), F.lit(1.0)) > 0,
-    "complete": lambda column, rule: column.isNotNull(),
-    "contained_in": lambda column, rule: column.isNull() | column.isin(list(rule.allowed)),
-}
-
-
-def _measure_with_spark(check: Check) -> tuple[int, list[tuple[bool, float | None]]]:
-    """(rows, (holds, metric) per rule): one pass for the row rules, one more per uniqueness rule."""
-    exprs = [F.count(F.when(_COMPLIES[r.kind](F.col(r.column), r), 1)).alias(f"r{i}")
-             for i, r in enumerate(check.rules) if r.kind in _COMPLIES]
-    row = check.data.agg(F.count(F.lit(1)).alias("rows"), *exprs).first()
-    rows = row["rows"]
-    verdicts = []
-    for i, rule in enumerate(check.rules):
-        if rule.kind == "unique":
-            counts = (check.data.where(F.col(rule.column).isNotNull()).groupBy(rule.column).count()
-                      .agg(F.sum("count").alias("values"), F.count(F.when(F.col("count") == 1, 1)).alias("unique"))
-                      .first())
-            metric = counts["unique"] / counts["values"] if counts["values"] else None
-        else:
-            metric = row[f"r{i}"] / rows if rows else None
-        verdicts.append((metric == 1.0, metric))
-    return rows, verdicts
 
 
 def _judge(check: Check, rows: int, verdicts: list[tuple[bool, float | None]]) -> list[Result]:
@@ -370,16 +265,7 @@ def _describe(rule: Rule, passed: bool, metric: float | None, rows: int) -> str:
         return f"all {rows:,} rows comply"
     if metric is None:
         return f"{rule.column} is null in all {rows:,} rows"
-    if rule.kind == "unique":
-        return (f"{rule.column} is not unique (uniqueness {metric:.6g}: values occurring once per non-null "
-                f"row, over {rows:,} rows)")
-    what = {
-        "non_negative": f"{rule.column} < 0",
-        "positive": f"{rule.column} <= 0",
-        "complete": f"{rule.column} is null",
-        "contained_in": f"{rule.column} not in [{', '.join(rule.allowed)}]",
-    }[rule.kind]
-    return f"{round((1.0 - metric) * rows):,} of {rows:,} rows have {what} (metric {metric:.6g})"
+    return rule.failure(metric, rows)
 
 
 # --- recording -----------------------------------------------------------------------------
