@@ -21,8 +21,9 @@ from pyspark.sql import functions as F
 from rows import customer, order, ts
 
 from growth_revenue import incremental, io, pipeline, quality, tables, transforms
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, EXIT_QUALITY_GATE, RunRequest
+from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
 NIGHTLY = ts("2026-11-25 07:00:00")  # with the default 24 hours of skew, order_ts up to 2026-11-26 07:00 are plausible
@@ -157,7 +158,7 @@ def published(spark, config, tmp_path_factory):
     # Quarantined dates are a share of these few orders far above the default limit; the limit has its own test.
     lenient = dataclasses.replace(config, quality=dataclasses.replace(config.quality, quarantine_max_share=1.0))
     outcome = pipeline.run(spark, lenient, request_for(root))
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     out = root / "out"
     read = lambda name: {r["order_id"]: r for r in spark.read.format("delta").load(str(out / name)).collect()}  # noqa: E731
     return out, outcome, read(tables.MART), read(tables.QUARANTINE)
@@ -316,7 +317,7 @@ def test_the_quarantine_share_counts_implausible_dates_like_the_other_reasons(sp
 
     outcome = pipeline.run(spark, config, request_for(tmp_path))
 
-    assert outcome.exit_code == EXIT_QUALITY_GATE
+    assert outcome.exit_code == ExitCode.QUALITY_GATE
     failed = [r for r in outcome.results if r.blocks_publishing]
     assert [(r.rule.says, r.metric_value) for r in failed] == [("at most 1% of revenue orders are quarantined", 0.1)]
     assert not (tmp_path / "out" / tables.MART).exists()
@@ -389,7 +390,7 @@ def test_outputs_an_earlier_release_wrote_as_int96_keep_merging_and_read_the_sam
     make_customers([customer(REAL, email="a@shop.io")]).write.format("delta").save(raw(tables.RAW_CUSTOMERS))
     with io.session_conf(spark, {"spark.sql.parquet.outputTimestampType": "INT96"}):
         before = pipeline.run(spark, config, request_for(tmp_path, ts("2026-11-24 07:00:00"), dt.date(2026, 11, 24)))
-    assert before.exit_code == EXIT_OK
+    assert before.exit_code == ExitCode.OK
     out = tmp_path / "out"
     assert physical_types(out / tables.MART, "order_ts") == {"INT96"}
 
@@ -398,7 +399,7 @@ def test_outputs_an_earlier_release_wrote_as_int96_keep_merging_and_read_the_sam
                 ).write.format("delta").mode("append").save(raw(tables.RAW_ORDERS))
     after = pipeline.run(spark, config, request_for(tmp_path))
 
-    assert (after.exit_code, after.mode) == (EXIT_OK, incremental.INCREMENTAL)
+    assert (after.exit_code, after.mode) == (ExitCode.OK, incremental.INCREMENTAL)
     assert physical_types(out / tables.MART, "order_ts") == {"INT96", "INT64"}
     assert physical_types(out / tables.REPORT, "computed_at") == {"INT96", "INT64"}
     assert {r["order_id"]: r["revenue"] for r in spark.read.format("delta").load(str(out / tables.MART)).collect()} \

@@ -19,9 +19,10 @@ from pyspark.sql import functions as F
 from demo import order_ts_bounds
 from rows import customer, order, ts
 
-from growth_revenue import incremental, io, pipeline, tables, transforms
+from growth_revenue import incremental, io, pipeline, publishing, tables, transforms
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.pipeline import RunRequest
 from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
 
 FULL, INCREMENTAL = incremental.FULL, incremental.INCREMENTAL
@@ -49,7 +50,7 @@ class Lakehouse:
                              Location(path=str(self.root / tables.RAW_CUSTOMERS)), Location(path=str(out or self.out)),
                              full_refresh=full_refresh)
         outcome = pipeline.run(self.spark, config, request)
-        assert outcome.exit_code == EXIT_OK
+        assert outcome.exit_code == ExitCode.OK
         self.last_run_at = request.run_timestamp  # a rebuild compared with the run uses its time
         return outcome
 
@@ -323,7 +324,7 @@ def test_only_the_customers_with_appended_raw_rows_have_their_profiles_recompute
     state_table = io.delta_table(lakehouse.spark, Location(path=str(lakehouse.out / tables.CUSTOMER_STATE)))
     last = state_table.history(1).first()
     assert last.operation == "MERGE"
-    assert io.table_properties(state_table)[pipeline.DELETION_VECTORS] == "true"  # rows marked, files kept
+    assert io.table_properties(state_table)[publishing.DELETION_VECTORS] == "true"  # rows marked, files kept
     assert {kind: last.operationMetrics[f"numTargetRows{kind}"] for kind in ("Inserted", "Updated", "Deleted")} == {
         "Inserted": "0", "Updated": "1", "Deleted": "0"}
 
@@ -428,10 +429,10 @@ def test_a_mart_without_deletion_vectors_gets_them_at_its_next_full_rebuild_and_
     lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1", "a@shop.io", "smb")],
                    orders=[order("O1", "C1", "2026-11-19 10:00:00")])
     lakehouse.run(with_deletion_vectors(config, False), "2026-11-20", "2026-11-20 07:00:00")
-    assert pipeline.DELETION_VECTORS not in mart_properties(lakehouse)
+    assert publishing.DELETION_VECTORS not in mart_properties(lakehouse)
 
     rebuild = lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00", full_refresh=True)
-    assert mart_properties(lakehouse)[pipeline.DELETION_VECTORS] == "true"
+    assert mart_properties(lakehouse)[publishing.DELETION_VECTORS] == "true"
     # The property went in a commit of its own, tagged with the run id only: it never claims the data.
     upgrade, write = io.history(lakehouse.spark, Location(path=str(lakehouse.out / tables.MART)), 2)[::-1]
     assert (upgrade["operation"], upgrade["userMetadata"]) == ("SET TBLPROPERTIES", rebuild.run_id)
@@ -449,14 +450,14 @@ def test_a_customer_state_without_deletion_vectors_gets_them_at_its_next_merge(l
                    orders=[order("O1", "C1", "2026-11-19 10:00:00")])
     lakehouse.run(with_deletion_vectors(config, False), "2026-11-20", "2026-11-20 07:00:00")
     state = Location(path=str(lakehouse.out / tables.CUSTOMER_STATE))
-    assert pipeline.DELETION_VECTORS not in io.table_properties(io.delta_table(lakehouse.spark, state))
+    assert publishing.DELETION_VECTORS not in io.table_properties(io.delta_table(lakehouse.spark, state))
 
     lakehouse.land("2026-11-21 05:00:00", customers=[customer("C1", "a@shop.io", "enterprise",
                                                               updated_at="2026-11-21 04:00:00")],
                    orders=[order("O2", "C1", "2026-11-20 10:00:00")])
     nightly = lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")
     assert nightly.mode == INCREMENTAL
-    assert io.table_properties(io.delta_table(lakehouse.spark, state))[pipeline.DELETION_VECTORS] == "true"
+    assert io.table_properties(io.delta_table(lakehouse.spark, state))[publishing.DELETION_VECTORS] == "true"
     upgrade, merge = io.history(lakehouse.spark, state, 2)[::-1]
     assert (upgrade["operation"], merge["operation"]) == ("SET TBLPROPERTIES", "MERGE")
     assert upgrade["userMetadata"] == merge["userMetadata"] == nightly.run_id
@@ -537,7 +538,8 @@ def commit(version, operation="MERGE", metadata=None, **parameters):
 
 
 def state(rules=RULES, raw_version=3):
-    return incremental.MartState("r1", INCREMENTAL, "2026-11-20T05:00:00.000000+00:00", 0, raw_version, rules)
+    return incremental.MartState(run_id="r1", mode=INCREMENTAL, orders_watermark="2026-11-20T05:00:00.000000+00:00",
+                                 customer_state_version=0, raw_orders_version=raw_version, rules=rules)
 
 
 def test_a_mart_whose_newest_commit_carries_the_state_runs_incrementally():

@@ -22,8 +22,9 @@ from pyspark.sql import functions as F
 from demo import ROOT, small_job_config, write_raw
 
 from growth_revenue import io, pipeline, tables
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.pipeline import RunRequest
 from growth_revenue.sample_data import ORDERS_SCHEMA
 
 SPARK_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue.ipynb"
@@ -65,7 +66,7 @@ def lakehouse(spark, config, tmp_path_factory):
         request = RunRequest(as_of, run_time, Location(path=str(root / "raw" / tables.RAW_ORDERS)),
                              Location(path=str(root / "raw" / tables.RAW_CUSTOMERS)), Location(path=str(root / "out")))
         outcome = pipeline.run(spark, config, request)
-        assert outcome.exit_code == EXIT_OK
+        assert outcome.exit_code == ExitCode.OK
         run_ids.append(outcome.run_id)
     return root / "out", run_ids
 

@@ -8,8 +8,9 @@ from chispa import assert_df_equality
 from deltalake import write_deltalake
 
 from growth_revenue import pipeline, tables
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.pipeline import RunRequest
 
 UTC = dt.timezone.utc
 TS = pa.timestamp("us", tz="UTC")
@@ -37,7 +38,7 @@ def test_raw_tables_written_by_delta_rs_with_extra_columns_are_read(spark, confi
     request = RunRequest(dt.date(2026, 11, 25), at(25, 7), Location(path=str(tmp_path / "raw_orders")),
                          Location(path=str(tmp_path / "raw_customers")), Location(path=str(tmp_path / "out")))
 
-    assert pipeline.run(spark, config, request).exit_code == EXIT_OK
+    assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
 
     mart = spark.read.format("delta").load(str(tmp_path / "out" / tables.MART))
     expected = spark.createDataFrame(

@@ -10,8 +10,9 @@ from rows import customer, order, ts
 
 from growth_revenue import io, pipeline, tables, transforms
 from growth_revenue.contract import ContractError
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, EXIT_QUALITY_GATE, RunRequest
+from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
 NIGHTLY = ts("2026-11-25 07:00:00")
@@ -63,7 +64,7 @@ def version(spark, root, name):
 def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, config, lakehouse):
     _, root = lakehouse
     outcome = run_job(spark, config, root)
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
 
     mart = table(spark, root, tables.MART).select("order_id", "customer_segment", "revenue")
     expected_mart = spark.createDataFrame(
@@ -99,7 +100,7 @@ def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, co
     # Something landed on 11-24 too, so that day's snapshot passes the freshness rule.
     write_raw(orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00",
                                      ingested_at="2026-11-24 06:00:00")])
-    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 24)).exit_code == EXIT_OK
+    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 24)).exit_code == ExitCode.OK
     first = run_job(spark, config, root)
     second = run_job(spark, config, root)
     report = table(spark, root, tables.REPORT)
@@ -114,13 +115,13 @@ def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, co
 
 def test_a_failed_gate_leaves_both_tables_at_their_previous_version(spark, config, lakehouse):
     write_raw, root = lakehouse
-    assert run_job(spark, config, root).exit_code == EXIT_OK
+    assert run_job(spark, config, root).exit_code == ExitCode.OK
     before = (version(spark, root, tables.MART), version(spark, root, tables.REPORT))
 
     write_raw(orders=ORDERS + [order("O9", "C2", "2026-11-24 10:00:00", amount="-5.00")])
     outcome = run_job(spark, config, root)
 
-    assert outcome.exit_code == EXIT_QUALITY_GATE
+    assert outcome.exit_code == ExitCode.QUALITY_GATE
     assert (version(spark, root, tables.MART), version(spark, root, tables.REPORT)) == before
     failed = table(spark, root, tables.DQ_RESULTS).where(f"run_id = '{outcome.run_id}' AND status = 'Failure'")
     assert [(r["dataset"], r["constraint"]) for r in failed.collect()] == [(tables.MART, "isNonNegative(revenue)")]
@@ -135,7 +136,7 @@ def test_a_test_user_order_leaking_past_the_filter_blocks_publishing(spark, conf
 
     monkeypatch.setattr(transforms, "counted_orders", leaky)
     outcome = run_job(spark, config, root)
-    assert outcome.exit_code == EXIT_QUALITY_GATE
+    assert outcome.exit_code == ExitCode.QUALITY_GATE
     assert version(spark, root, tables.MART) is None and version(spark, root, tables.REPORT) is None
     blocked = [r for r in outcome.results if r.blocks_publishing]
     assert [r.rule.says for r in blocked] == ["no order of a test user"]
@@ -145,14 +146,14 @@ def test_stale_data_fails_the_nightly_run_but_a_backfill_of_its_date_passes(spar
     _, root = lakehouse  # newest _ingested_at is 2026-11-25 06:00
     late_run = ts("2026-11-26 07:00:00")
     assert run_job(spark, config, root, as_of=dt.date(2026, 11, 26), run_timestamp=late_run).exit_code == 3
-    assert run_job(spark, config, root, as_of=AS_OF, run_timestamp=late_run).exit_code == EXIT_OK
+    assert run_job(spark, config, root, as_of=AS_OF, run_timestamp=late_run).exit_code == ExitCode.OK
 
 
 def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
     write_raw, root = lakehouse
     write_raw(orders=[order("O1", "C1", "2026-01-05 10:00:00", ingested_at="2026-11-25 06:00:00")])
     outcome = run_job(spark, config, root)
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     assert outcome.report_rows == []
     warned = [r for r in outcome.results if r.status == "Failure"]
     assert [(r.check.level.value, r.rule.says) for r in warned] == [
@@ -190,7 +191,7 @@ def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
         spark.read.format("delta").load(str(root / name)).write.parquet(str(root / f"{name}_parquet"))
     request = RunRequest(AS_OF, NIGHTLY, Location(path=str(root / "raw_orders_parquet")),
                          Location(path=str(root / "raw_customers_parquet")), Location(path=str(root / "out")))
-    assert pipeline.run(spark, config, request).exit_code == EXIT_OK
+    assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
     assert table(spark, root, tables.MART).count() == 2
 
 
@@ -204,8 +205,8 @@ def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_ord
         make_customers(CUSTOMERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_customers")
         request = RunRequest(AS_OF, NIGHTLY, Location.parse("growth_test.raw_orders"),
                              Location.parse("growth_test.raw_customers"), Location.parse("growth_test"))
-        assert pipeline.run(spark, config, request).exit_code == EXIT_OK
-        assert pipeline.run(spark, config, request).exit_code == EXIT_OK  # rerun replaces its snapshot
+        assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
+        assert pipeline.run(spark, config, request).exit_code == ExitCode.OK  # rerun replaces its snapshot
         assert spark.table(f"growth_test.{tables.MART}").count() == 2
         assert spark.table(f"growth_test.{tables.REPORT}").count() == 2
         assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 24
@@ -221,3 +222,13 @@ def test_a_folder_that_is_not_a_table_is_an_input_error_naming_it(spark, config,
         pipeline.run(spark, config, RunRequest(AS_OF, NIGHTLY, Location(path=str(tmp_path / "not_a_table")),
                                                Location(path=str(tmp_path / "nowhere")),
                                                Location(path=str(tmp_path / "out"))))
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (RuntimeError(""), "RuntimeError"),  # no message: the error's type, never an IndexError
+    (ValueError(" \n\t "), "ValueError"),
+    (OSError("  [PATH_NOT_FOUND] gone\n\tat org.apache.spark.sql.errors"), "[PATH_NOT_FOUND] gone"),
+])
+def test_a_fallback_or_error_reason_is_the_first_line_of_the_error_or_its_type(error, reason):
+    # What the run logs as the reason for a full rebuild (an unreadable state, unreadable appended files).
+    assert io.first_line(error) == reason

@@ -7,9 +7,10 @@ import pytest
 from rows import customer, order
 
 from growth_revenue import pipeline, quality, tables
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
 from growth_revenue.metrics import Metric, MetricsRepository, RunMetrics, published_metrics
-from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.pipeline import RunRequest
 
 UTC = dt.timezone.utc
 
@@ -149,13 +150,13 @@ def test_a_sudden_drop_in_a_run_sequence_warns_while_normal_drift_does_not(spark
     # Normal nights: 10 orders a day keep arriving, so the mart grows ~1.6% a night and revenue holds.
     for night in nights[:3]:
         outcome = nightly(spark, config, tmp_path, night, daily_orders(START, night - dt.timedelta(days=1), 10))
-        assert outcome.exit_code == EXIT_OK
+        assert outcome.exit_code == ExitCode.OK
         assert anomaly_failures(outcome) == []
 
     # An upstream load drops everything older than two weeks: both metrics fall far past 30%.
     truncated = daily_orders(nights[3] - dt.timedelta(days=14), nights[3] - dt.timedelta(days=1), 10)
     outcome = nightly(spark, config, tmp_path, nights[3], truncated)
-    assert outcome.exit_code == EXIT_OK  # a Warning: published, and on record
+    assert outcome.exit_code == ExitCode.OK  # a Warning: published, and on record
     assert anomaly_failures(outcome) == [tables.MART, tables.REPORT]
     recorded = spark.read.format("delta").load(str(tmp_path / "out" / tables.DQ_RESULTS)).where(
         f"run_id = '{outcome.run_id}' AND check = 'anomaly' AND status = 'Failure' AND level = 'Warning'")
@@ -172,7 +173,7 @@ def test_a_run_that_fails_the_gate_does_not_become_the_baseline(spark, config, t
 
     broken = daily_orders(START, bad - dt.timedelta(days=1), 5) + [order("NEG", "C1", f"{good} 12:00:00",
                                                                            amount="-1.00")]
-    assert nightly(spark, config, tmp_path, bad, broken).exit_code == pipeline.EXIT_QUALITY_GATE
+    assert nightly(spark, config, tmp_path, bad, broken).exit_code == ExitCode.QUALITY_GATE
 
     history = MetricsRepository(spark, str(tmp_path / "out" / tables.METRICS_REPOSITORY)).load()
     assert [run.as_of for run in history] == [good]

@@ -9,8 +9,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from growth_revenue import io, scanstats, tables, transforms
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, RunRequest, run
+from growth_revenue.pipeline import RunRequest, run
 from rows import ts
 
 AS_OF = dt.date(2026, 11, 25)
@@ -37,7 +38,7 @@ def year_of_mart(spark, config, tmp_path_factory):
         frame.write.format("delta").save(str(root / name))
     request = RunRequest(AS_OF, ts("2026-11-25 07:00:00"), Location(path=str(root / tables.RAW_ORDERS)),
                          Location(path=str(root / tables.RAW_CUSTOMERS)), Location(path=str(root / "out")))
-    assert run(spark, config, request).exit_code == EXIT_OK
+    assert run(spark, config, request).exit_code == ExitCode.OK
     return Location(path=str(root / "out" / tables.MART))
 
 

@@ -11,8 +11,9 @@ from rows import customer, order, ts
 from growth_revenue import pipeline, stages
 from growth_revenue.config import Observability
 from growth_revenue.contract import ContractError
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
-from growth_revenue.pipeline import EXIT_OK, RunRequest
+from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
 ORDERS = [
@@ -59,7 +60,7 @@ def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, conf
 
     outcome = pipeline.run(spark, config, request_for(raw))
 
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     assert [cost.name for cost in outcome.stages] == STAGES_OF_A_PUBLISHED_RUN
     by_name = {cost.name: cost for cost in outcome.stages}
     assert by_name["publish mart"].rows_written == 2  # O1 and O2; O3 is cancelled
@@ -86,7 +87,7 @@ def test_the_callers_job_group_is_restored_and_gets_none_of_the_runs_jobs(spark,
     sc = spark.sparkContext
     sc.setJobGroup("notebook-cell", "the caller's own group")
     try:
-        assert pipeline.run(spark, config, request_for(raw)).exit_code == EXIT_OK
+        assert pipeline.run(spark, config, request_for(raw)).exit_code == ExitCode.OK
         assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"
         assert sc.statusTracker().getJobIdsForGroup("notebook-cell") == []
 

@@ -1,8 +1,8 @@
 """Command line of the nightly job: parse, load config, run, map the outcome to an exit code.
 
-Exit codes: 0 published (warnings allowed), 1 runtime or input error, 2 usage error,
-3 quality gate failed (nothing published), 4 another run kept changing the outputs (retries
-exhausted; rerun it).
+Exit codes (growth_revenue.exit_codes.ExitCode): 0 published (warnings allowed), 1 runtime or
+input error, 2 usage error, 3 quality gate failed (nothing published), 4 another run kept
+changing the outputs (retries exhausted; rerun it). A published run's report goes to stdout.
 """
 
 from __future__ import annotations
@@ -13,19 +13,12 @@ import logging
 import sys
 from zoneinfo import ZoneInfo
 
+from growth_revenue import tables
 from growth_revenue.config import Config, ConfigError, load_config
 from growth_revenue.contract import ContractError
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import ConflictError, Location
-from growth_revenue.pipeline import (
-    EXIT_CONFLICT,
-    EXIT_INPUT_ERROR,
-    EXIT_OK,
-    EXIT_QUALITY_GATE,
-    EXIT_USAGE,
-    RunRequest,
-    format_report,
-    run_range,
-)
+from growth_revenue.pipeline import RunRequest, run_range
 from growth_revenue.pipeline import run as run_pipeline
 
 log = logging.getLogger("growth_revenue")
@@ -136,11 +129,11 @@ def configure_logging() -> None:
     log.propagate = False
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> ExitCode:
     """The job: parse, start (or join) the Spark session, run, stop the session."""
     configure_logging()
     prepared = prepare(argv)
-    if isinstance(prepared, int):
+    if isinstance(prepared, ExitCode):
         return prepared
     config, requests = prepared
 
@@ -153,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_spark(spark)
 
 
-def prepare(argv: list[str] | None) -> tuple[Config, list[RunRequest]] | int:
+def prepare(argv: list[str] | None) -> tuple[Config, list[RunRequest]] | ExitCode:
     """(config, requests), or the usage exit code after logging why."""
     args = build_parser().parse_args(argv)  # exits 2 on a usage error
     try:
@@ -161,17 +154,17 @@ def prepare(argv: list[str] | None) -> tuple[Config, list[RunRequest]] | int:
         return config, build_requests(args, config)
     except (ConfigError, UsageError) as exc:
         log.error("%s", exc)
-        return EXIT_USAGE
+        return ExitCode.USAGE
 
 
-def main_in_session(spark, argv: list[str]) -> int:
+def main_in_session(spark, argv: list[str]) -> ExitCode:
     """`main` on a session the caller owns and keeps (notebooks, tests); its spark.* keys are not applied."""
     configure_logging()
     prepared = prepare(argv)
-    return prepared if isinstance(prepared, int) else execute(spark, *prepared)
+    return prepared if isinstance(prepared, ExitCode) else execute(spark, *prepared)
 
 
-def execute(spark, config: Config, requests: list[RunRequest]) -> int:
+def execute(spark, config: Config, requests: list[RunRequest]) -> ExitCode:
     """Runs the requests and maps the outcome to an exit code, with one line saying why."""
     try:
         if len(requests) > 1:
@@ -179,19 +172,33 @@ def execute(spark, config: Config, requests: list[RunRequest]) -> int:
         outcome = run_pipeline(spark, config, requests[0])
     except ContractError as exc:
         log.error("input error: %s", exc)
-        return EXIT_INPUT_ERROR
+        return ExitCode.INPUT_ERROR
     except ConflictError as exc:
         log.error("conflict: %s; every table holds a complete version, rerun to publish this run", exc)
-        return EXIT_CONFLICT
+        return ExitCode.CONFLICT
     except Exception:  # noqa: BLE001 - any other failure is a runtime error, with its traceback
         log.exception("run failed")
-        return EXIT_INPUT_ERROR
-    if outcome.exit_code == EXIT_QUALITY_GATE:
-        log.error("run %s: quality gate failed, exit 3", outcome.run_id)
+        return ExitCode.INPUT_ERROR
+    if outcome.exit_code == ExitCode.QUALITY_GATE:
+        log.error("run %s: quality gate failed, exit %d", outcome.run_id, ExitCode.QUALITY_GATE)
     else:
         print(format_report(outcome.report_rows), flush=True)
-        log.info("run %s: published, exit %d", outcome.run_id, EXIT_OK)
+        log.info("run %s: published, exit %d", outcome.run_id, ExitCode.OK)
     return outcome.exit_code
+
+
+def format_report(rows: list[dict]) -> str:
+    """The published report as a small fixed-width table."""
+    if not rows:
+        return "(no segment had an order in the window)"
+    header = ("customer_segment", "revenue", "order_count", "customer_count")
+    body = [(str(r["customer_segment"]), f"{r['revenue']:,.2f}", str(r["order_count"]), str(r["customer_count"]))
+            for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    first = rows[0]
+    title = f"{tables.REPORT} as of {first['as_of_date']} (orders {first['window_start']}..{first['window_end']})"
+    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, body)])
 
 
 def run() -> None:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from delta import exceptions as delta_exceptions
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from growth_revenue import sparkutil
 from growth_revenue.contract import ContractError, conform
+from growth_revenue.sparkutil import single_row
 
 log = logging.getLogger("growth_revenue")
 
@@ -62,10 +64,19 @@ class Location:
 
     @property
     def quoted_name(self) -> str:
+        if self.name is None:
+            raise ValueError(f"{self} is a path, not a catalog table name")
         return ".".join(f"`{part}`" for part in self.name.split("."))
 
+    @property
+    def file_path(self) -> str:
+        """The path of a path location (what Spark's and Delta's path APIs take)."""
+        if self.path is None:
+            raise ValueError(f"{self} is a catalog table name, not a path")
+        return self.path
+
     def __str__(self) -> str:
-        return self.path if self.path is not None else self.name
+        return self.path if self.path is not None else str(self.name)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -89,12 +100,12 @@ def read_raw(spark: SparkSession, location: Location, table: str, version: int |
     try:
         if location.name is not None:
             df = (spark.read if version is None else reader).table(location.quoted_name)
-        elif DeltaTable.isDeltaTable(spark, location.path):
-            df = reader.load(location.path)
+        elif DeltaTable.isDeltaTable(spark, location.file_path):
+            df = reader.load(location.file_path)
         else:
             df = _read_parquet(spark, location, table)
     except AnalysisException as exc:
-        raise ContractError(f"{table}: cannot read {location}: {_first_line(exc)}") from exc
+        raise ContractError(f"{table}: cannot read {location}: {first_line(exc)}") from exc
     return conform(df, table)
 
 
@@ -107,7 +118,7 @@ def rows_appended(spark: SparkSession, location: Location, table: str, since: in
     The files are read as Parquet with the table's schema, which is right only for a table
     without partition columns or column mapping; ValueError says which one it has.
     """
-    detail = delta_table(spark, location).detail().first()
+    detail = single_row(existing_table(spark, location).detail())
     if detail["partitionColumns"]:
         raise ValueError(f"it is partitioned (by {', '.join(detail['partitionColumns'])})")
     mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
@@ -126,14 +137,14 @@ def files_added(spark: SparkSession, table_root: str, since: int, version: int) 
     driver): neither version's whole file list is rebuilt. A commit file the log no longer has
     (log retention) raises, and the caller falls back to reading everything.
     """
-    hadoop = spark._jvm.org.apache.hadoop.fs
+    hadoop = sparkutil.jvm(spark).org.apache.hadoop.fs
     root = hadoop.Path(table_root)
     fs = root.getFileSystem(spark._jsc.hadoopConfiguration())
     added: dict[str, None] = {}
     for commit in range(since + 1, version + 1):
         stream = fs.open(hadoop.Path(root, f"_delta_log/{commit:020d}.json"))
         try:
-            text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            text = sparkutil.jvm(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         finally:
             stream.close()
         for line in text.splitlines():
@@ -143,26 +154,27 @@ def files_added(spark: SparkSession, table_root: str, since: int, version: int) 
             elif "remove" in action:  # compacted away by a later commit of the range
                 added.pop(action["remove"]["path"], None)
     # Entries hold URI-encoded paths, relative to the table's root unless absolute (as Delta resolves them).
-    paths = (hadoop.Path(spark._jvm.java.net.URI(path)) for path in added)
+    paths = (hadoop.Path(sparkutil.jvm(spark).java.net.URI(path)) for path in added)
     return [(path if path.isAbsolute() else hadoop.Path(root, path)).toString() for path in paths]
 
 
 def _read_parquet(spark: SparkSession, location: Location, table: str) -> DataFrame:
-    jvm_path = spark._jvm.org.apache.hadoop.fs.Path(location.path)
+    jvm_path = sparkutil.jvm(spark).org.apache.hadoop.fs.Path(location.file_path)
     fs = jvm_path.getFileSystem(spark._jsc.hadoopConfiguration())
     if not fs.exists(jvm_path):
         raise ContractError(f"{table}: no table at {location} (path does not exist)")
     try:
-        df = spark.read.parquet(location.path)
+        df = spark.read.parquet(location.file_path)
         df.schema  # forces the footer read, so a non-Parquet folder fails here, with the table name
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a table we can read"
         raise ContractError(
-            f"{table}: {location} is neither a Delta table nor readable Parquet: {_first_line(exc)}"
+            f"{table}: {location} is neither a Delta table nor readable Parquet: {first_line(exc)}"
         ) from exc
     return df
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """An exception's message cut to its first line for one-line reasons; its type's name when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -191,11 +203,20 @@ def delta_table(spark: SparkSession, location: Location) -> DeltaTable | None:
             # Delta 3's forName parses at most database.table; in the session catalog that is the same table.
             return DeltaTable.forName(spark, Location(name=".".join(parts[1:])).quoted_name)
         return DeltaTable.forName(spark, location.quoted_name)
-    return DeltaTable.forPath(spark, location.path) if DeltaTable.isDeltaTable(spark, location.path) else None
+    path = location.file_path
+    return DeltaTable.forPath(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+
+
+def existing_table(spark: SparkSession, location: Location) -> DeltaTable:
+    """The Delta table at `location`, which the caller has read or written already."""
+    table = delta_table(spark, location)
+    if table is None:
+        raise ContractError(f"no Delta table at {location}")
+    return table
 
 
 def table_properties(table: DeltaTable) -> dict[str, str]:
-    return table.detail().select("properties").first()[0] or {}
+    return single_row(table.detail().select("properties"))[0] or {}
 
 
 def version_of(spark: SparkSession, location: Location) -> int | None:
@@ -203,14 +224,7 @@ def version_of(spark: SparkSession, location: Location) -> int | None:
     table = delta_table(spark, location)
     if table is None:
         return None
-    return table.history(1).select("version").first()[0]
-
-
-def last_commit(spark: SparkSession, location: Location) -> tuple[int, int | None]:
-    """(version, rows written) of the table's latest commit, from the Delta log alone."""
-    row = delta_table(spark, location).history(1).select("version", "operationMetrics").first()
-    written = (row["operationMetrics"] or {}).get("numOutputRows")
-    return row["version"], int(written) if written is not None else None
+    return single_row(table.history(1).select("version"))[0]
 
 
 def _save(writer, location: Location) -> None:
@@ -299,14 +313,13 @@ def merge_by_key(changes: DataFrame, location: Location, key: str, columns: tupl
     MERGE only reads and rewrites those, not the whole history.
     """
     spark = changes.sparkSession
-    table = delta_table(spark, location)
+    table = existing_table(spark, location)
     dates = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(set(target_dates)))
     condition = f"t.`{key}` = s.`{key}` AND " + (f"t.order_date IN ({dates})" if dates else "FALSE")
-    values = {f"`{c}`": f"s.`{c}`" for c in columns}
+    values: dict[str, str | Column] = {f"`{c}`": f"s.`{c}`" for c in columns}
     # The MERGE writes its new rows one file per order_date they fall on. They are a few MB, so
     # adaptive execution would coalesce them into one task writing every date's file in turn
-    # (customer changes touch every date: 5 s of a 365-day nightly); without its 1 MB floor it
-    # spreads them over the session's cores.
+    # (customer changes touch every date); without its 1 MB floor it spreads them over the cores.
     with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
         (table.alias("t").merge(changes.alias("s"), condition)
          .whenMatchedDelete(condition="NOT s._present")
@@ -324,7 +337,7 @@ def upsert_changed(rows: DataFrame, location: Location, key: str, user_metadata:
     """
     if properties:
         ensure_properties(rows.sparkSession, location, properties, user_metadata)
-    table = delta_table(rows.sparkSession, location)
+    table = existing_table(rows.sparkSession, location)
     values = [c for c in rows.columns if c != key]
     differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "FALSE"
     with _commit_metadata(rows.sparkSession, user_metadata):
@@ -342,7 +355,7 @@ def record_metadata(spark: SparkSession, location: Location, user_metadata: str)
 
 def _set_properties(spark: SparkSession, location: Location, properties: dict[str, str]) -> None:
     """One ALTER TABLE commit; keys and values are the job's own constants, never input."""
-    target = location.quoted_name if location.name is not None else f"delta.`{location.path.replace('`', '``')}`"
+    target = location.quoted_name if location.name is not None else f"delta.`{location.file_path.replace('`', '``')}`"
     assignments = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
     spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({assignments})")
 
@@ -355,17 +368,17 @@ def _commit_metadata(spark: SparkSession, user_metadata: str):
 @contextlib.contextmanager
 def session_conf(spark: SparkSession, settings: dict[str, str]):
     """Spark session settings for the duration of one write or action; the previous values come back after it."""
-    previous = {key: spark.conf.get(key, None) for key in settings}
+    previous: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
     for key, value in settings.items():
         spark.conf.set(key, value)
     try:
         yield
     finally:
-        for key, value in previous.items():
-            if value is None:
+        for key, old in previous.items():
+            if old is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, old)
 
 
 def history(spark: SparkSession, location: Location, limit: int | None = 50) -> list[dict]:
@@ -389,14 +402,14 @@ def commit_of_run(spark: SparkSession, location: Location, run_id: str) -> tuple
     current version then holds what the run wrote.
     """
     tagged = (F.col("userMetadata") == run_id) | (F.get_json_object("userMetadata", "$.run_id") == run_id)
-    table = delta_table(spark, location)
+    table = existing_table(spark, location)
     # Delta reads one log file per commit listed: the newest is almost always the run's own.
     for limit in (1, 100):
         row = table.history(limit).where(tagged).orderBy(F.desc("version")).select("version", "operationMetrics").first()
         if row is not None:
             break
     if row is None:
-        return version_of(spark, location), {}
+        return single_row(table.history(1).select("version"))[0], {}
     return row["version"], dict(row["operationMetrics"] or {})
 
 
@@ -421,8 +434,7 @@ class ConflictError(RuntimeError):
     """Another run kept changing the table: the write was retried and gave up."""
 
 
-def with_conflict_retries(write: Callable[[], None], location: Location, retries: int, backoff_seconds: float,
-                          sleep: Callable[[float], None] = time.sleep) -> int:
+def with_conflict_retries(write: Callable[[], None], location: Location, retries: int, backoff_seconds: float) -> int:
     """Run `write`, redoing it when another writer committed first; returns how many retries it took."""
     for attempt in range(retries + 1):
         try:
@@ -432,10 +444,10 @@ def with_conflict_retries(write: Callable[[], None], location: Location, retries
             if attempt == retries:
                 raise ConflictError(
                     f"{location}: another run changed the table while this one wrote it; "
-                    f"retried {retries} time(s), giving up ({_first_line(exc)})"
+                    f"retried {retries} time(s), giving up ({first_line(exc)})"
                 ) from exc
             wait = backoff_seconds * 2**attempt
             log.warning("%s: another run committed first (%s); retry %d of %d in %.1fs",
                         location, type(exc).__name__, attempt + 1, retries, wait)
-            sleep(wait)
+            time.sleep(wait)
     raise AssertionError("unreachable")
