@@ -42,8 +42,9 @@ import measure
 import peers
 import raw_data
 import results_doc
-from growth_revenue import jars, pipeline, quality, scanstats, stages, tables, transforms
+from growth_revenue import jars, pipeline, sparkutil, quality, scanstats, stages, tables, transforms
 from growth_revenue.config import Config, load_config
+from growth_revenue.exit_codes import ExitCode
 from growth_revenue.io import Location
 from growth_revenue.session import get_spark, stop_spark
 from raw_data import RawData, Shape
@@ -200,7 +201,8 @@ def repeated(bench: Bench, times: int, once, setup=None) -> dict:
 
 def _jvm_exit(spark: SparkSession) -> str:
     """Why py4j lost the JVM, if it did: Spark exits with 52 when a task runs out of memory."""
-    code = spark.sparkContext._gateway.proc.poll()  # the JVM this process launched
+    gateway = spark.sparkContext._gateway
+    code = gateway.proc.poll() if gateway is not None else None  # the JVM this process launched
     if code is None:
         return ""
     return f" (the JVM exited with code {code}{': out of memory' if code == 52 else ''})"
@@ -222,7 +224,7 @@ def run_job(bench: Bench, raw: Path, output: Path, as_of: dt.date, full_refresh:
     )
     outcome, sample = measure.measured(lambda: pipeline.run(bench.spark, bench.config, request),
                                        bench.jvm_pid, bench.spark)
-    if outcome.exit_code != pipeline.EXIT_OK:
+    if outcome.exit_code != ExitCode.OK:
         failed = [r.plain() for r in outcome.results if r.blocks_publishing]
         raise BenchError(f"the job exited {outcome.exit_code}: {failed}")
     expected = "full" if full_refresh else "incremental"
@@ -362,7 +364,7 @@ def machine_facts(spark: SparkSession) -> dict:
         "cpu": cpu,
         "memory_gib": mem_kb / 2**20,
         "os": platform.platform(),
-        "java": spark.sparkContext._jvm.java.lang.System.getProperty("java.runtime.version"),
+        "java": sparkutil.jvm(spark).java.lang.System.getProperty("java.runtime.version"),
         "spark": spark.version,
         "delta": f"{jars.installed_line().delta_package} (delta-spark wheel {metadata.version('delta-spark')})",
         "quality_engine": quality.choose_engine(spark, "auto"),

@@ -27,6 +27,7 @@ from growth_revenue import scanstats, transforms
 from growth_revenue.config import load_config
 from growth_revenue.io import Location, merge_by_key, overwrite
 from growth_revenue.session import get_spark, stop_spark
+from growth_revenue.sparkutil import single_row
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 25)
@@ -118,7 +119,7 @@ def measure(spark: SparkSession, rows: DataFrame, changes: DataFrame, dates: lis
         merges.append(timed(lambda: merge_by_key(changes, Location(path=path), "order_id", transforms.MART_COLUMNS,
                                                  dates, "layout-bench")))
     result.merge_s = statistics.median(merges)
-    metrics = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["operationMetrics"]
+    metrics = single_row(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1"))["operationMetrics"]
     result.merge_files_rewritten = int(metrics.get("numTargetFilesRemoved", 0))
     return result
 

@@ -20,12 +20,14 @@ from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
+from growth_revenue import sparkutil
+
 T = TypeVar("T")
 MIB = 2**20
 
 
 def jvm_pid(spark: SparkSession) -> int:
-    return spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    return sparkutil.jvm(spark).java.lang.ProcessHandle.current().pid()
 
 
 def measured(action: Callable[[], T], pid: int, spark: SparkSession | None = None) -> tuple[T, dict]:
@@ -36,7 +38,7 @@ def measured(action: Callable[[], T], pid: int, spark: SparkSession | None = Non
         spark.sparkContext.setJobGroup(group, "bench step")
     started = time.perf_counter()
     value = action()
-    sample = {"seconds": time.perf_counter() - started, "peak_rss_mib": _status_kib(pid, "VmHWM") / 1024}
+    sample: dict[str, object] = {"seconds": time.perf_counter() - started, "peak_rss_mib": _status_kib(pid, "VmHWM") / 1024}
     if spark is not None:
         sample["spark"] = spark_work(spark, group)
     return value, sample
@@ -60,7 +62,7 @@ def spark_work(spark: SparkSession, group: str) -> dict:
     # tracker only has task counts. Skipped stages (a shuffle reused) report zeros.
     store = spark.sparkContext._jsc.sc().statusStore()
     jobs = tracker.getJobIdsForGroup(group)
-    stage_ids = {stage for job in jobs for stage in tracker.getJobInfo(job).stageIds}  # a stage can serve two jobs
+    stage_ids = {stage for job in jobs if (info := tracker.getJobInfo(job)) for stage in info.stageIds}  # a stage can serve two jobs
     totals = {"jobs": len(jobs), "input_rows": 0, "shuffle_mib": 0.0, "output_rows": 0}
     for stage_id in stage_ids:
         stage = store.lastStageAttempt(stage_id)

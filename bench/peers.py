@@ -154,8 +154,8 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
           AND NOT coalesce(p.is_test, false)
           AND o.order_ts BETWEEN {earliest} AND {latest} AND o.amount IS NOT NULL  -- not the quarantined
     """
-    mart_rows = con.execute(f"COPY ({mart}) TO {_sql_text(str(mart_dir))} "
-                            "(FORMAT parquet, PARTITION_BY (order_date))").fetchone()[0]
+    (mart_rows,) = con.execute(f"COPY ({mart}) TO {_sql_text(str(mart_dir))} "
+                               "(FORMAT parquet, PARTITION_BY (order_date))").fetchall()[0]
     mart_done = time.perf_counter()
     start, end = report_window(as_of, rules)
     report = con.execute(f"""
@@ -167,6 +167,6 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
     """)
     columns = [d[0] for d in report.description]
     rows = [dict(zip(columns, row)) for row in report.fetchall()]
-    threads, memory_limit = con.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchone()
+    threads, memory_limit = con.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
     con.close()
     return DuckDBRun(mart_rows, mart_done - started, time.perf_counter() - mart_done, rows, threads, memory_limit)

@@ -143,7 +143,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
 
 
 def _coerce(kind: Any, value: Any, name: str) -> Any:
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return _build(kind, value or {}, prefix=f"{name}.")
     origin, args = get_origin(kind), get_args(kind)
     if origin is tuple:

@@ -149,11 +149,12 @@ def _resolve() -> int:
             if not include_deequ:
                 raise
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    record = {"line": spark_line.name, "packages": packages(spark_line, include_deequ),
+    resolved = packages(spark_line, include_deequ)
+    record = {"line": spark_line.name, "packages": resolved,
               "deequ_package": spark_line.deequ_package, "deequ_resolved": include_deequ,
               **({"deequ_error": error} if error else {})}
     (cache / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    print(f"Spark {spark_line.name}: jars resolved into {cache}: {', '.join(record['packages'])}"
+    print(f"Spark {spark_line.name}: jars resolved into {cache}: {', '.join(resolved)}"
           + ("" if include_deequ else f"; {spark_line.deequ_package} did not resolve, the built-in quality "
                                       f"engine will verify ({error})"))
     return 0

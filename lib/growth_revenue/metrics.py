@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from growth_revenue import tables
+from growth_revenue import sparkutil, tables
 
 log = logging.getLogger("growth_revenue")
 
@@ -145,7 +145,7 @@ class MetricsRepository:
         staging file, which this class then swaps into place); else by `to_deequ_json`."""
         self.path = path
         self._spark, self._deequ = spark, deequ
-        jvm = spark._jvm
+        jvm = sparkutil.jvm(spark)
         self._jvm = jvm
         self._file = jvm.org.apache.hadoop.fs.Path(path)
         self._fs = self._file.getFileSystem(spark._jsc.hadoopConfiguration())

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
+from growth_revenue.sparkutil import single_row
+
 
 @dataclass(frozen=True)
 class ScanMetrics:
@@ -49,5 +51,5 @@ def _nodes(plan):
 
 def table_files(spark: SparkSession, path: str) -> tuple[int, int]:
     """(files, bytes) of the current version of the Delta table at `path`."""
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path.replace('`', '``')}`").first()
+    detail = single_row(spark.sql(f"DESCRIBE DETAIL delta.`{path.replace('`', '``')}`"))
     return detail["numFiles"], detail["sizeInBytes"]

@@ -81,7 +81,7 @@ class Stages:
         self._end_current()
         group, description, interrupt = self._caller
         for key, value in ((_GROUP, group), (_DESCRIPTION, description), (_INTERRUPT, interrupt)):
-            self._sc.setLocalProperty(key, value)  # None removes the property
+            self._sc.setLocalProperty(key, value)  # type: ignore[arg-type]  # None removes the property
         costs = self._costs()
         for cost in costs:
             log.info("%s", cost.summary())

@@ -27,9 +27,8 @@ MART_COLUMNS = (
 )
 
 # Identifiers and event times: a new value on almost every row of a mart file. A full rebuild writes
-# them without a Parquet dictionary, which only costs on such columns (io._without_dictionary; the
-# bench's 10M-order mart was written in half the time, into files 7% smaller). The nightly MERGE's
-# few rows per file keep the default: no gain was measurable there.
+# them without a Parquet dictionary, which only costs on such columns (io._without_dictionary).
+# The nightly MERGE's few rows per file keep the default: it gained nothing measurable there.
 MART_HIGH_CARDINALITY_COLUMNS = ("order_id", "customer_id", "order_ts", "updated_at")
 
 REPORT_REVENUE_TYPE = T.DecimalType(38, 2)  # a sum of decimal(18,2) that cannot overflow or round
