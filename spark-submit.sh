@@ -9,8 +9,7 @@
 #
 # Job options go to the job; everything else (--master, --conf k=v, --executor-memory 4g, ...)
 # goes to spark-submit, after the defaults derived from the config, so it wins.
-# Exit codes: 0 published, 1 runtime/input error, 2 usage error, 3 quality gate failed,
-# 4 another run kept changing the outputs (retries exhausted).
+# Exit codes: the job's own (README "Exit codes", defined in lib/growth_revenue/exit_codes.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -75,15 +75,15 @@ def load_all(results: Path) -> list[dict]:
 # --- reading a scale's results ---------------------------------------------------------------
 
 
-def runs(scale: dict, name: str) -> list[dict] | None:
-    """The timed runs of a scenario that completed, or None (not run, or failed)."""
+def runs(scale: dict, name: str) -> list[dict]:
+    """The timed runs of a scenario that completed; none when it was not run or failed."""
     result = scale["scenarios"].get(name)
-    return result["runs"] if result and result["runs"] and not result.get("error") else None
+    return result["runs"] if result and result["runs"] and not result.get("error") else []
 
 
-def median_s(scale: dict, name: str) -> float | None:
-    done = runs(scale, name)
-    return statistics.median(r["seconds"] for r in done) if done else None
+def median_s(scale: dict, name: str) -> float:
+    """Median seconds of a scenario's runs; callers check first that it has runs."""
+    return statistics.median(r["seconds"] for r in runs(scale, name))
 
 
 def median_run(scale: dict, name: str) -> dict:
@@ -347,7 +347,7 @@ METHOD = """How it measures:
   landing before the 07:00 run: the day's orders and, each ~1% of the daily volume, cancellations of
   2-8-week-old orders, corrected amounts, late orders, segment moves, new test users and customer rows for
   orphans. No test user becomes real that day: that change alone makes the job read `raw_orders` by
-  customer (README "Incremental runs"). Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
+  customer ([incremental.md](incremental.md)). Raw files are sorted by `_ingested_at` (customers: `updated_at`), ~250,000 rows each. The
   30-day history has the same daily volume and the same kind of new day.
 - The random-key shape (scenarios `full_random`, `incremental_random`) is the same volume shaped like many
   real raw tables: UUID-like order ids uncorrelated with time, the history bulk-loaded in one commit whose
@@ -479,7 +479,7 @@ def render_data(scale: dict) -> list[str]:
                                                        "sequential" else "") for v in variants)
     lines = [f"| data | {header} |", "|---|" + "---:|" * len(variants)]
 
-    def row(label: str, cell: Callable[[dict], str]) -> None:
+    def row(label: str, cell: Callable[..., str]) -> None:
         lines.append(f"| {label} | " + " | ".join(cell(v) for v in variants) + " |")
 
     row("orders in the history (per day)", lambda v: f"{v['orders']:,} ({v['orders'] // v['days']:,})")
@@ -567,7 +567,7 @@ def render_checks(scale: dict) -> list[str]:
                      + f" ({agree}).")
     if runs(scale, "full_random") and runs(scale, "incremental_random"):
         full, nightly = runs(scale, "full_random"), runs(scale, "incremental_random")
-        same = all(r["report"] == full[0]["report"] and r["mart_rows"] == full[0]["mart_rows"] for r in full + nightly)
+        equal = all(r["report"] == full[0]["report"] and r["mart_rows"] == full[0]["mart_rows"] for r in full + nightly)
         lines.append(f"- Random-key shape: every incremental nightly's report and mart row count equal the full "
-                     f"rebuild's: {'yes' if same else 'NO'} ({full[0]['mart_rows']:,} mart rows).")
+                     f"rebuild's: {'yes' if equal else 'NO'} ({full[0]['mart_rows']:,} mart rows).")
     return lines

@@ -47,6 +47,7 @@ if str(PROJECT_DIR / "lib") not in sys.path:
 
 from growth_revenue import jars, launch  # noqa: E402
 from growth_revenue.config import load_config  # noqa: E402
+from growth_revenue.exit_codes import ExitCode  # noqa: E402
 
 # The Spark line the job's venv was set up for (make venv SPARK_LINE=...): its packages and Ivy cache.
 SPARK_LINE = jars.line(os.environ.get("GROWTH_REVENUE_SPARK_LINE") or jars.DEFAULT_LINE)
@@ -69,6 +70,9 @@ AS_OF_TEMPLATE = (
 )
 PYTHON_TEMPLATE = "{{ var.value.get('growth_revenue_python', '%s') }}" % DEFAULT_PYTHON
 
+# The exit codes as growth_revenue.exit_codes defines them (README "Exit codes" is the same table).
+EXIT_CODES_MD = "\n".join(f"* `{code.value}`: {code.meaning}." for code in ExitCode if code is not ExitCode.OK)
+
 DOC_MD = f"""
 ### growth_revenue_nightly
 
@@ -77,21 +81,18 @@ once a day at 07:00 {SCHEDULE_TIMEZONE} through spark-submit on the `{SPARK_CONN
 with `--config {JOB_CONFIG}` and `--as-of` = the run's date.
 
 **Publishes** (Delta, under the config's output dir or schema):
-`mart_orders_enriched` (kept up to date incrementally), `quarantine_orders`, `rpt_30day_revenue_by_segment` (the snapshot for the
-as-of date, replaced atomically) and `dq_check_results` (one row per quality check, every run).
+`mart_orders_enriched` (kept up to date incrementally, rebuilt when needed), `quarantine_orders`,
+`rpt_30day_revenue_by_segment` (the snapshot for the as-of date, replaced atomically) and
+`dq_check_results` (one row per quality check, every run).
 
 **A failed task means the date's numbers were not published**: the dashboards keep serving the
 previous (yesterday's) tables. The spark-submit exit code in the task log says why:
 
-* `1`: input or runtime error (a raw table missing or breaking its contract, a Spark/Delta failure;
-  traceback in the log). Fix the input or the cluster, then clear the task. A crash between the
-  writes can leave the mart new and the report old: the rerun puts both right.
-* `2`: usage error (an as-of after the run date, a bad option). Fix the run or the deployment;
-  retrying does not help. (A bad job config shows up earlier, as this DAG's import error.)
-* `3`: quality gate failed: bad or stale data. Nothing was published; the failed checks are in the
-  log and in `dq_check_results`. The retries pick up data that lands late.
-* `4`: another run kept committing to the same tables (conflict retries exhausted). Nothing is
-  half-written; clear the task once the other run is done.
+{EXIT_CODES_MD}
+
+Fix the cause, then clear the task. A crash between the writes can leave the mart new and the
+report old: the rerun puts both right. Retrying does not fix a usage error (a bad job config shows
+up earlier, as this DAG's import error); the retries do pick up data that lands late for the gate.
 
 Rerunning (clearing) a date is safe: it replaces only that date's report snapshot.
 """
@@ -151,6 +152,5 @@ with DAG(
         # data is actually read (a retry sees what landed since), and a backfill of a past date is
         # judged as of the end of that date (pipeline.freshness_reference).
         application_args=["--config", JOB_CONFIG, "--as-of", AS_OF_TEMPLATE],
-        doc_md=("spark-submit of jobs/nightly_revenue.py; exit 1 input/runtime, 2 usage, 3 quality gate failed, "
-                "4 conflicting runs."),
+        doc_md="spark-submit of jobs/nightly_revenue.py; exit codes:\n\n" + EXIT_CODES_MD,
     )

@@ -20,6 +20,7 @@ import pytest
 from demo import ROOT, small_job_config, write_raw
 
 from growth_revenue import jars, launch, tables
+from growth_revenue.exit_codes import ExitCode
 
 DAGS = ROOT / "dags"
 AIRFLOW_VENV = ROOT / ".venv-airflow"
@@ -210,10 +211,9 @@ def test_doc_md_says_what_is_published_and_what_each_exit_code_means(parsed):
     doc = parsed["describe"]["dag"]["doc_md"]
     for table in (tables.MART, tables.REPORT, tables.DQ_RESULTS):
         assert table in doc
-    assert "`1`: input or runtime error" in doc
-    assert "`2`: usage error" in doc
-    assert "`3`: quality gate failed" in doc
-    assert "`4`: another run kept committing" in doc
+    for code in ExitCode:  # every failure code, each with its meaning from the one enum
+        if code != ExitCode.OK:
+            assert f"`{code.value}`: {code.meaning}" in doc
     assert "previous (yesterday's) tables" in doc
 
 
