@@ -15,7 +15,7 @@ OTHER_LINES := $(filter-out $(SPARK_LINE),$(ALL_LINES))
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: venv jars all-lines airflow-venv package demo test test-line clean bench bench-layout
+.PHONY: venv jars all-lines airflow-venv package demo lint test test-fast test-line clean bench bench-layout
 
 $(STAMP): pyproject.toml lib/growth_revenue/jars.py
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -49,18 +49,42 @@ airflow-venv: $(AIRFLOW_STAMP)
 package: $(STAMP)
 	$(PY) -m growth_revenue.package
 
+# The product night after night, on a fresh sample lakehouse under data/lakehouse: night 1
+# (yesterday 07:00 UTC) builds the mart from seeded raw tables; a day of changes lands (new, late,
+# cancelled and corrected orders, a segment move, a new test user); night 2 (now) applies it
+# incrementally; then what the users see in the published tables (growth_revenue.showcase).
 demo: jars
-	$(PY) -m growth_revenue.sample_data --config conf/local.yaml --out data/lakehouse/raw
-	./spark-submit.sh --config conf/local.yaml
+	@set -e; yesterday=$$($(PY) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))'); \
+	rm -rf data/lakehouse; \
+	echo "== night 1 ($$yesterday 07:00 UTC): sample raw tables, then the job's first run (a full build)"; \
+	$(PY) -m growth_revenue.sample_data --config conf/local.yaml --out data/lakehouse/raw --as-of $$yesterday \
+		--ingested-until $${yesterday}T06:00:00Z; \
+	./spark-submit.sh --config conf/local.yaml --as-of $$yesterday --run-timestamp $${yesterday}T07:00:00Z; \
+	echo "== a day of changes lands in the raw tables"; \
+	$(PY) -m growth_revenue.sample_data --config conf/local.yaml --out data/lakehouse/raw --next-day; \
+	echo "== night 2 (now): the job again, incrementally"; \
+	./spark-submit.sh --config conf/local.yaml; \
+	echo "== what the users see"; \
+	$(PY) -m growth_revenue.showcase --config conf/local.yaml
+
+# Lint, format check and type check (configured in pyproject.toml); part of `make test`.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The whole suite on this line, then on every other line the tests that must hold there too:
-# everything not marked slow, plus the slow tests marked every_line (see docs in README "Tests").
-test: all-lines $(AIRFLOW_STAMP)
+# everything not marked slow, plus the slow tests marked every_line (CONTRIBUTING.md "Tests").
+test: lint all-lines $(AIRFLOW_STAMP)
 	$(PY) -m pytest
 	@for line in $(OTHER_LINES); do $(MAKE) --no-print-directory test-line SPARK_LINE=$$line || exit 1; done
 
 test-line: jars
 	$(PY) -m pytest -m "not slow or every_line"
+
+# The inner loop: this line only, no slow tests, no Airflow venv.
+test-fast: jars
+	$(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf build data spark-warehouse .pytest_cache

@@ -36,18 +36,18 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 import measure
 import peers
 import raw_data
 import results_doc
-from growth_revenue import jars, pipeline, sparkutil, quality, scanstats, stages, tables, transforms
+from pyspark.sql import SparkSession
+from raw_data import RawData, Shape
+
+from growth_revenue import jars, pipeline, quality, scanstats, sparkutil, stages, tables, transforms
 from growth_revenue.config import Config, load_config
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.session import get_spark, stop_spark
-from raw_data import RawData, Shape
 
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -56,17 +56,23 @@ log = logging.getLogger("bench")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--orders", type=int, default=10_000_000, help="orders in the history")
     parser.add_argument("--customers", type=int, help="customers (default: orders / 10)")
     parser.add_argument("--days", type=int, default=365, help="days of history before the new day")
-    parser.add_argument("--scenarios", default=",".join(results_doc.SCENARIOS),
-                        help="comma-separated subset of: %(default)s")
+    parser.add_argument(
+        "--scenarios", default=",".join(results_doc.SCENARIOS), help="comma-separated subset of: %(default)s"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each scenario; the median is reported")
     parser.add_argument("--driver-memory", default="8g", help="JVM heap of the local session")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 25),
-                        help="the nightly run's report date; it runs at 07:00 UTC on it")
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=dt.date(2026, 11, 25),
+        help="the nightly run's report date; it runs at 07:00 UTC on it",
+    )
     parser.add_argument("--config", default="conf/local.yaml", help="job config (session sizing, rules)")
     parser.add_argument("--out", default="data/bench", help="raw data (kept between runs) and run outputs")
     parser.add_argument("--results", default="bench/results", help="directory of the stored results, per scale")
@@ -104,20 +110,27 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     config = load_config(args.config)
     # measure.spark_work reads each run's stages from the status store; by default it keeps 1,000,
     # dropping skipped stages first, fewer than a session of several runs makes.
     retain = {"spark.ui.retainedStages": "100000", "spark.ui.retainedJobs": "100000"}
-    settings = dataclasses.replace(config.spark, driver_memory=args.driver_memory,
-                                   ivy_dir=str(ROOT / config.spark.ivy_dir), conf={**config.spark.conf, **retain})
+    settings = dataclasses.replace(
+        config.spark,
+        driver_memory=args.driver_memory,
+        ivy_dir=str(ROOT / config.spark.ivy_dir),
+        conf={**config.spark.conf, **retain},
+    )
     shape = Shape(args.orders, args.customers, args.days, args.as_of)
-    invocation = {"at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
-                  "command": " ".join(["bench/bench_nightly.py", *argv]), "git": _git_head(),
-                  "load_start": os.getloadavg()[0], "driver_memory": args.driver_memory,
-                  "shuffle_partitions": settings.shuffle_partitions,
-                  "lookback_hours": config.incremental.lookback_hours}
+    invocation = {
+        "at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        "command": " ".join(["bench/bench_nightly.py", *argv]),
+        "git": _git_head(),
+        "load_start": os.getloadavg()[0],
+        "driver_memory": args.driver_memory,
+        "shuffle_partitions": settings.shuffle_partitions,
+        "lookback_hours": config.incremental.lookback_hours,
+    }
     work = args.out / "work" / shape.name
     shutil.rmtree(work, ignore_errors=True)
     wanted, repeat = args.scenarios, args.repeat
@@ -130,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def prepared(wanted_shape: Shape) -> RawData:
             """The raw tables of `wanted_shape`, generated unless kept, and described in the results."""
-            raw_tables = raw_data.ensure_raw(spark, wanted_shape, args.out / "raw" / wanted_shape.name,
-                                             args.regenerate)
+            raw_tables = raw_data.ensure_raw(spark, wanted_shape, args.out / "raw" / wanted_shape.name, args.regenerate)
             data[results_doc.data_key(wanted_shape.days, wanted_shape.keys)] = described(raw_tables)
             return raw_tables
 
@@ -192,7 +204,7 @@ def repeated(bench: Bench, times: int, once, setup=None) -> dict:
         for i in range(times):
             result["runs"].append(once())
             log.info("run %d/%d: %.1f s", i + 1, times, result["runs"][-1]["seconds"])
-    except Exception as exc:  # noqa: BLE001 - recorded, see above
+    except Exception as exc:
         log.exception("scenario failed")
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         result["error"] = f"{type(exc).__name__}: " + " / ".join(lines[:3]) + _jvm_exit(bench.spark)
@@ -222,8 +234,9 @@ def run_job(bench: Bench, raw: Path, output: Path, as_of: dt.date, full_refresh:
         output=Location(path=str(output)),
         full_refresh=full_refresh,
     )
-    outcome, sample = measure.measured(lambda: pipeline.run(bench.spark, bench.config, request),
-                                       bench.jvm_pid, bench.spark)
+    outcome, sample = measure.measured(
+        lambda: pipeline.run(bench.spark, bench.config, request), bench.jvm_pid, bench.spark
+    )
     if outcome.exit_code != ExitCode.OK:
         failed = [r.plain() for r in outcome.results if r.blocks_publishing]
         raise BenchError(f"the job exited {outcome.exit_code}: {failed}")
@@ -233,11 +246,20 @@ def run_job(bench: Bench, raw: Path, output: Path, as_of: dt.date, full_refresh:
     mart_rows = bench.spark.read.format("delta").load(str(output / tables.MART)).count()
     # The job tags its Spark jobs by stage (growth_revenue.stages), so its work is the sum of its stages.
     whole = stages.total(outcome.stages)
-    sample["spark"] = {"jobs": whole.spark_jobs, "input_rows": whole.rows_read,
-                       "shuffle_mib": whole.bytes_shuffled / measure.MIB, "output_rows": whole.rows_written}
+    sample["spark"] = {
+        "jobs": whole.spark_jobs,
+        "input_rows": whole.rows_read,
+        "shuffle_mib": whole.bytes_shuffled / measure.MIB,
+        "output_rows": whole.rows_written,
+    }
     sample["stages"] = [dataclasses.asdict(cost) for cost in outcome.stages]
-    return {**sample, "mode": outcome.mode, "verify_seconds": outcome.verify_seconds, "mart_rows": mart_rows,
-            "report": fingerprint(outcome.report_rows)}
+    return {
+        **sample,
+        "mode": outcome.mode,
+        "verify_seconds": outcome.verify_seconds,
+        "mart_rows": mart_rows,
+        "report": fingerprint(outcome.report_rows),
+    }
 
 
 def full_output(bench: Bench, shape: Shape) -> Path:
@@ -297,16 +319,28 @@ def report_alone(bench: Bench, raw: RawData, published: tuple[Path, str] | None,
         return run_job(bench, raw.nightly, fallback, bench.as_of, full_refresh=True)
 
     def report_frame():
-        return transforms.revenue_by_segment(bench.spark.read.format("delta").load(str(mart)), bench.as_of,
-                                             rules.report_window_days, dt.datetime.now(UTC), "bench")
+        return transforms.revenue_by_segment(
+            bench.spark.read.format("delta").load(str(mart)),
+            bench.as_of,
+            rules.report_window_days,
+            dt.datetime.now(UTC),
+            "bench",
+        )
 
     def report() -> dict:
         scan, sample = measure.measured(lambda: scanstats.scan_metrics(report_frame()), bench.jvm_pid, bench.spark)
         rows = report_frame().collect()  # scan_metrics returns no rows; not timed
         files, size = scanstats.table_files(bench.spark, str(mart))
-        return {**sample, "files_read": scan.files_read, "bytes_read": scan.bytes_read, "mart_files": files,
-                "mart_bytes": size, "window_days": rules.report_window_days, "mart_from": source,
-                "report": fingerprint(row.asDict() for row in rows)}
+        return {
+            **sample,
+            "files_read": scan.files_read,
+            "bytes_read": scan.bytes_read,
+            "mart_files": files,
+            "mart_bytes": size,
+            "window_days": rules.report_window_days,
+            "mart_from": source,
+            "report": fingerprint(row.asDict() for row in rows),
+        }
 
     return repeated(bench, repeat, report, setup=None if published else publish)
 
@@ -330,19 +364,29 @@ def duckdb_peer(bench: Bench, raw: RawData, repeat: int) -> dict:
         memory_limit_mib = int(0.8 * measure.available_mib())  # what the idle JVM leaves
         # DuckDB runs inside this Python process: its peak memory is this process's.
         run, sample = measure.measured(
-            lambda: peers.duckdb_recompute(raw.nightly, mart_dir, bench.config.rules, bench.as_of, memory_limit_mib,
-                                           spill_dir), os.getpid())
-        return {**sample, "mart_rows": run.mart_rows, "mart_seconds": run.mart_seconds,
-                "report_seconds": run.report_seconds, "threads": run.threads, "memory_limit": run.memory_limit,
-                "report": fingerprint(run.report)}
+            lambda: peers.duckdb_recompute(
+                raw.nightly, mart_dir, bench.config.rules, bench.as_of, memory_limit_mib, spill_dir
+            ),
+            os.getpid(),
+        )
+        return {
+            **sample,
+            "mart_rows": run.mart_rows,
+            "mart_seconds": run.mart_seconds,
+            "report_seconds": run.report_seconds,
+            "threads": run.threads,
+            "memory_limit": run.memory_limit,
+            "report": fingerprint(run.report),
+        }
 
     return repeated(bench, repeat, recompute)
 
 
 def fingerprint(rows) -> list[list]:
     """A report as comparable values: segment, revenue (exact decimal text), order and customer counts."""
-    return sorted([r["customer_segment"], f"{r['revenue']:.2f}", int(r["order_count"]), int(r["customer_count"])]
-                  for r in rows)
+    return sorted(
+        [r["customer_segment"], f"{r['revenue']:.2f}", int(r["order_count"]), int(r["customer_count"])] for r in rows
+    )
 
 
 # --- facts -----------------------------------------------------------------------------------
@@ -350,15 +394,21 @@ def fingerprint(rows) -> list[list]:
 
 def described(raw: RawData) -> dict:
     shape = raw.shape
-    return {"orders": shape.orders, "customers": shape.customers, "days": shape.days, "keys": shape.keys,
-            **raw.facts}
+    return {"orders": shape.orders, "customers": shape.customers, "days": shape.days, "keys": shape.keys, **raw.facts}
 
 
 def machine_facts(spark: SparkSession) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "?")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
     return {
         "cores": len(os.sched_getaffinity(0)),
         "cpu": cpu,
@@ -376,10 +426,12 @@ def machine_facts(spark: SparkSession) -> dict:
 
 def _git_head() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "lib"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "lib"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         return head + (" (lib/ has uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"

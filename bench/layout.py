@@ -6,7 +6,7 @@ Writes the same mart rows (a year of orders) three ways and measures, median of 
 - the write (for liquid clustering: the write plus the OPTIMIZE that clusters it);
 - the 30-day report over it: seconds, and files/bytes read from Spark's scan metrics;
 - one nightly MERGE (a new day of orders, 2% of the last 60 days' orders updated or deleted),
-  as the incremental job does it (io.merge_by_key), and the files it rewrote.
+  as the incremental job does it (writing.merge_by_key), and the files it rewrote.
 The unclustered table is the baseline that shows what each layout saves. Writes docs/mart_layout.md.
 """
 
@@ -25,9 +25,10 @@ from pyspark.sql import functions as F
 
 from growth_revenue import scanstats, transforms
 from growth_revenue.config import load_config
-from growth_revenue.io import Location, merge_by_key, overwrite
+from growth_revenue.locations import Location
 from growth_revenue.session import get_spark, stop_spark
 from growth_revenue.sparkutil import single_row
+from growth_revenue.writing import merge_by_key, overwrite
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 25)
@@ -54,8 +55,10 @@ def mart_rows(spark: SparkSession, orders: int, days: int) -> DataFrame:
     return spark.range(orders).select(
         F.format_string("O%010d", "id").alias("order_id"),
         F.format_string("C%08d", F.abs(F.xxhash64("id")) % (orders // 10 + 1)).alias("customer_id"),
-        F.element_at(F.array(*map(F.lit, ("smb", "enterprise", "mid-market", "consumer", "unknown"))),
-                     (F.abs(F.xxhash64("id", F.lit("s"))) % 5 + 1).cast("int")).alias("customer_segment"),
+        F.element_at(
+            F.array(*map(F.lit, ("smb", "enterprise", "mid-market", "consumer", "unknown"))),
+            (F.abs(F.xxhash64("id", F.lit("s"))) % 5 + 1).cast("int"),
+        ).alias("customer_segment"),
         ts.alias("order_ts"),
         F.to_date(ts).alias("order_date"),
         F.lit("completed").alias("status"),
@@ -72,8 +75,11 @@ def nightly_changes(spark: SparkSession, mart: DataFrame, orders: int, days: int
     updated = touched.withColumn("revenue", F.col("revenue") + 1).withColumn("_present", F.lit(True))
     deleted = updated.where(F.abs(F.xxhash64("order_id", F.lit("d"))) % 3 == 0).withColumn("_present", F.lit(False))
     updated = updated.join(deleted.select("order_id"), "order_id", "left_anti")
-    new_day = (mart_rows(spark, orders // days, 1)
-               .withColumn("order_id", F.concat(F.lit("N"), "order_id")).withColumn("_present", F.lit(True)))
+    new_day = (
+        mart_rows(spark, orders // days, 1)
+        .withColumn("order_id", F.concat(F.lit("N"), "order_id"))
+        .withColumn("_present", F.lit(True))
+    )
     changes = updated.unionByName(deleted).withColumn("_target_date", F.col("order_date"))
     changes = changes.unionByName(new_day.withColumn("_target_date", F.lit(None).cast("date"))).cache()
     dates = [row[0] for row in changes.where("_target_date IS NOT NULL").select("_target_date").distinct().collect()]
@@ -99,8 +105,9 @@ def timed(action) -> float:
     return time.monotonic() - started
 
 
-def measure(spark: SparkSession, rows: DataFrame, changes: DataFrame, dates: list, path: str, layout: str,
-            repeat: int) -> Measured:
+def measure(
+    spark: SparkSession, rows: DataFrame, changes: DataFrame, dates: list, path: str, layout: str, repeat: int
+) -> Measured:
     result = Measured(layout)
     result.write_s = statistics.median(timed(lambda: write(spark, rows, path, layout)) for _ in range(repeat))
     result.files, result.bytes = scanstats.table_files(spark, path)
@@ -116,8 +123,13 @@ def measure(spark: SparkSession, rows: DataFrame, changes: DataFrame, dates: lis
     merges = []
     for _ in range(repeat):
         write(spark, rows, path, layout)
-        merges.append(timed(lambda: merge_by_key(changes, Location(path=path), "order_id", transforms.MART_COLUMNS,
-                                                 dates, "layout-bench")))
+        merges.append(
+            timed(
+                lambda: merge_by_key(
+                    changes, Location(path=path), "order_id", transforms.MART_COLUMNS, dates, "layout-bench"
+                )
+            )
+        )
     result.merge_s = statistics.median(merges)
     metrics = single_row(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1"))["operationMetrics"]
     result.merge_files_rewritten = int(metrics.get("numTargetFilesRemoved", 0))
@@ -133,25 +145,31 @@ def render(args, results: list[Measured], changes: int) -> str:
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, on the 2-core bench machine. The same "
         f"{args.orders:,} mart rows over {args.days} days, written three ways; the report is the 30-day window "
         f"as of {AS_OF}; the nightly MERGE applies {changes:,} changes (a new day, 2% of the last 60 days "
-        "updated or deleted) with the job's `io.merge_by_key`. Median of the runs.",
+        "updated or deleted) with the job's `writing.merge_by_key`. Median of the runs.",
         "",
         "| layout | write s | files | MiB | report s | report files read | report MiB read | share of bytes "
         "| nightly MERGE s | files rewritten |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(f"| {r.layout} | {r.write_s:.1f} | {r.files:,} | {r.bytes / mib:,.1f} | {r.report_s:.2f} | "
-                     f"{r.report_files:,} | {r.report_bytes / mib:,.1f} | {r.report_bytes / r.bytes:.1%} | "
-                     f"{r.merge_s:.1f} | {r.merge_files_rewritten:,} |")
+        lines.append(
+            f"| {r.layout} | {r.write_s:.1f} | {r.files:,} | {r.bytes / mib:,.1f} | {r.report_s:.2f} | "
+            f"{r.report_files:,} | {r.report_bytes / mib:,.1f} | {r.report_bytes / r.bytes:.1%} | "
+            f"{r.merge_s:.1f} | {r.merge_files_rewritten:,} |"
+        )
     limit = 2 * 30 / args.days
     meeting = [r.layout for r in results if r.report_bytes <= limit * r.bytes]
-    lines += ["", f"Target: the report reads at most 2 × 30/{args.days} = {limit:.1%} of the mart's bytes; "
-              f"met by: {', '.join(meeting) or 'none'}.", "",
-              "Why the mart stays partitioned: OPTIMIZE on a liquid-clustered table packs rows into files of "
-              "up to `spark.databricks.delta.optimize.maxFileSize` (1 GB by default), so a mart smaller than that is one file and "
-              "every report reads all of it; clustering prunes only once the mart spans many target-sized "
-              "files. Partitions also bound what the nightly MERGE reads and rewrites to the touched dates.",
-              ""]
+    lines += [
+        "",
+        f"Target: the report reads at most 2 × 30/{args.days} = {limit:.1%} of the mart's bytes; "
+        f"met by: {', '.join(meeting) or 'none'}.",
+        "",
+        "Why the mart stays partitioned: OPTIMIZE on a liquid-clustered table packs rows into files of "
+        "up to `spark.databricks.delta.optimize.maxFileSize` (1 GB by default), so a mart smaller than that is one file and "
+        "every report reads all of it; clustering prunes only once the mart spans many target-sized "
+        "files. Partitions also bound what the nightly MERGE reads and rewrites to the touched dates.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -166,16 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(ROOT / "conf" / "local.yaml")
-    spark = get_spark(dataclasses.replace(config.spark, driver_memory=args.driver_memory,
-                                          ivy_dir=str(ROOT / config.spark.ivy_dir)))
+    spark = get_spark(
+        dataclasses.replace(config.spark, driver_memory=args.driver_memory, ivy_dir=str(ROOT / config.spark.ivy_dir))
+    )
     try:
         rows = mart_rows(spark, args.orders, args.days)
         scratch = Path(args.out)
         write(spark, rows, str(scratch / "source"), LAYOUTS[2])  # generated once, read by every layout
         rows = spark.read.format("delta").load(str(scratch / "source"))
         changes, dates = nightly_changes(spark, rows, args.orders, args.days)
-        results = [measure(spark, rows, changes, dates, str(scratch / f"layout{n}"), layout, args.repeat)
-                   for n, layout in enumerate(LAYOUTS)]
+        results = [
+            measure(spark, rows, changes, dates, str(scratch / f"layout{n}"), layout, args.repeat)
+            for n, layout in enumerate(LAYOUTS)
+        ]
         text = render(args, results, changes.count())
         print(text)
         if args.doc:

@@ -38,7 +38,10 @@ def measured(action: Callable[[], T], pid: int, spark: SparkSession | None = Non
         spark.sparkContext.setJobGroup(group, "bench step")
     started = time.perf_counter()
     value = action()
-    sample: dict[str, object] = {"seconds": time.perf_counter() - started, "peak_rss_mib": _status_kib(pid, "VmHWM") / 1024}
+    sample: dict[str, object] = {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mib": _status_kib(pid, "VmHWM") / 1024,
+    }
     if spark is not None:
         sample["spark"] = spark_work(spark, group)
     return value, sample
@@ -62,7 +65,9 @@ def spark_work(spark: SparkSession, group: str) -> dict:
     # tracker only has task counts. Skipped stages (a shuffle reused) report zeros.
     store = spark.sparkContext._jsc.sc().statusStore()
     jobs = tracker.getJobIdsForGroup(group)
-    stage_ids = {stage for job in jobs if (info := tracker.getJobInfo(job)) for stage in info.stageIds}  # a stage can serve two jobs
+    stage_ids = {
+        stage for job in jobs if (info := tracker.getJobInfo(job)) for stage in info.stageIds
+    }  # a stage can serve two jobs
     totals = {"jobs": len(jobs), "input_rows": 0, "shuffle_mib": 0.0, "output_rows": 0}
     for stage_id in stage_ids:
         stage = store.lastStageAttempt(stage_id)

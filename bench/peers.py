@@ -51,32 +51,44 @@ def naive_report(spark: SparkSession, rules: Rules, raw: Path, as_of: dt.date) -
     orders = spark.read.format("delta").load(str(raw / tables.RAW_ORDERS)).where("order_id IS NOT NULL")
     customers = spark.read.format("delta").load(str(raw / tables.RAW_CUSTOMERS)).where("customer_id IS NOT NULL")
     newest_order = Window.partitionBy("order_id").orderBy(
-        F.col("updated_at").desc_nulls_last(), F.col("_ingested_at").desc_nulls_last(),
-        F.col("status").asc_nulls_last(), F.col("amount").desc_nulls_last(),
-        F.col("customer_id").asc_nulls_last(), F.col("order_ts").desc_nulls_last())
+        F.col("updated_at").desc_nulls_last(),
+        F.col("_ingested_at").desc_nulls_last(),
+        F.col("status").asc_nulls_last(),
+        F.col("amount").desc_nulls_last(),
+        F.col("customer_id").asc_nulls_last(),
+        F.col("order_ts").desc_nulls_last(),
+    )
     newest_customer = Window.partitionBy("customer_id").orderBy(
-        F.col("updated_at").desc_nulls_last(), F.col("is_test_user").desc_nulls_last(),
-        F.col("email").asc_nulls_last(), F.col("customer_segment").asc_nulls_last())
+        F.col("updated_at").desc_nulls_last(),
+        F.col("is_test_user").desc_nulls_last(),
+        F.col("email").asc_nulls_last(),
+        F.col("customer_segment").asc_nulls_last(),
+    )
     latest_orders = orders.withColumn("rn", F.row_number().over(newest_order)).where("rn = 1")
     latest_customers = customers.withColumn("rn", F.row_number().over(newest_customer)).where("rn = 1")
 
     text = lambda column: F.lower(F.regexp_replace(column, PADDED, ""))  # noqa: E731
     segment = text(F.col("customer_segment"))
-    domain = F.when(F.col("email").contains("@"),
-                    F.regexp_replace(text(F.substring_index("email", "@", -1)), r"\.$", ""))
+    domain = F.when(
+        F.col("email").contains("@"), F.regexp_replace(text(F.substring_index("email", "@", -1)), r"\.$", "")
+    )
     profiles = latest_customers.select(
         "customer_id",
         F.when(segment.isNull() | (segment == ""), F.lit(rules.unknown_segment)).otherwise(segment).alias("segment"),
-        (F.coalesce("is_test_user", F.lit(False))
-         | F.coalesce(domain.isin(_normalised(rules.test_email_domains, domains=True)), F.lit(False))).alias("is_test"),
+        (
+            F.coalesce("is_test_user", F.lit(False))
+            | F.coalesce(domain.isin(_normalised(rules.test_email_domains, domains=True)), F.lit(False))
+        ).alias("is_test"),
     )
     earliest, latest = plausible(rules, as_of)
     start, end = report_window(as_of, rules)
     order_date = F.to_date(F.from_utc_timestamp("order_ts", rules.reporting_timezone))
     counted = (
         latest_orders.where(text(F.col("status")).isin(_normalised(rules.revenue_statuses)))
-        .where(F.col("order_ts").between(F.lit(earliest), F.lit(latest))  # the quarantined never count
-               & F.col("amount").isNotNull())
+        .where(
+            F.col("order_ts").between(F.lit(earliest), F.lit(latest))  # the quarantined never count
+            & F.col("amount").isNotNull()
+        )
         .join(profiles, "customer_id", "left")
         .where(~F.coalesce("is_test", F.lit(False)) & order_date.between(F.lit(start), F.lit(end)))
     )
@@ -108,8 +120,9 @@ def _sql_list(values) -> str:
     return "[" + ", ".join(_sql_text(v) for v in values) + "]"
 
 
-def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, memory_limit_mib: int,
-                     spill_dir: Path) -> DuckDBRun:
+def duckdb_recompute(
+    raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, memory_limit_mib: int, spill_dir: Path
+) -> DuckDBRun:
     """Rules 1-5 over the raw tables' current Parquet files, the mart written as Parquet partitioned by
     order_date (the job's layout), then the 30-day report read back from it.
 
@@ -154,19 +167,22 @@ def duckdb_recompute(raw: Path, mart_dir: Path, rules: Rules, as_of: dt.date, me
           AND NOT coalesce(p.is_test, false)
           AND o.order_ts BETWEEN {earliest} AND {latest} AND o.amount IS NOT NULL  -- not the quarantined
     """
-    (mart_rows,) = con.execute(f"COPY ({mart}) TO {_sql_text(str(mart_dir))} "
-                               "(FORMAT parquet, PARTITION_BY (order_date))").fetchall()[0]
+    (mart_rows,) = con.execute(
+        f"COPY ({mart}) TO {_sql_text(str(mart_dir))} (FORMAT parquet, PARTITION_BY (order_date))"
+    ).fetchall()[0]
     mart_done = time.perf_counter()
     start, end = report_window(as_of, rules)
     report = con.execute(f"""
         SELECT customer_segment, CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue,
                count(order_id) AS order_count, count(DISTINCT customer_id) AS customer_count
-        FROM read_parquet({_sql_text(str(mart_dir / '**' / '*.parquet'))}, hive_partitioning = true)
+        FROM read_parquet({_sql_text(str(mart_dir / "**" / "*.parquet"))}, hive_partitioning = true)
         WHERE order_date BETWEEN DATE '{start}' AND DATE '{end}'
         GROUP BY customer_segment
     """)
     columns = [d[0] for d in report.description]
-    rows = [dict(zip(columns, row)) for row in report.fetchall()]
-    threads, memory_limit = con.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
+    rows = [dict(zip(columns, row, strict=True)) for row in report.fetchall()]
+    threads, memory_limit = con.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')"
+    ).fetchall()[0]
     con.close()
     return DuckDBRun(mart_rows, mart_done - started, time.perf_counter() - mart_done, rows, threads, memory_limit)

@@ -49,11 +49,32 @@ FORMAT = 4  # bump when the generator changes, so cached tables are rewritten
 ROWS_PER_FILE = 250_000  # small enough that skipping files by _ingested_at skips most of the history
 
 # Mixed spellings on purpose: the rules normalise lower(trim(x)).
-STATUSES = ["completed", "completed", "completed", " Completed ", "COMPLETED", "fulfilled", "FULFILLED",
-            "cancelled", "pending", "refunded"]
+STATUSES = [
+    "completed",
+    "completed",
+    "completed",
+    " Completed ",
+    "COMPLETED",
+    "fulfilled",
+    "FULFILLED",
+    "cancelled",
+    "pending",
+    "refunded",
+]
 LATER_STATUSES = ["completed", "cancelled", "fulfilled", " Completed ", "REFUNDED"]
-SEGMENTS = ["enterprise", " Enterprise", "SMB", "smb ", "mid-market", "Mid-Market", "consumer", "consumer",
-            "", "   ", None]
+SEGMENTS = [
+    "enterprise",
+    " Enterprise",
+    "SMB",
+    "smb ",
+    "mid-market",
+    "Mid-Market",
+    "consumer",
+    "consumer",
+    "",
+    "   ",
+    None,
+]
 DOMAINS = ["shop.io", "mail.net", "corp.example.org", "sub.test.example"]  # none is a test domain
 TEST_DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]
 
@@ -95,10 +116,14 @@ class Shape:
         """Customer ids just past the known ones: orders reference them before their customer row exists."""
         return max(1, self.customers // 50)
 
-    def scaled_to(self, days: int) -> "Shape":
+    def scaled_to(self, days: int) -> Shape:
         """The same daily volume of orders (and customers per order) over a different history length."""
-        return dataclasses.replace(self, orders=max(1, self.orders * days // self.days),
-                                   customers=max(1, self.customers * days // self.days), days=days)
+        return dataclasses.replace(
+            self,
+            orders=max(1, self.orders * days // self.days),
+            customers=max(1, self.customers * days // self.days),
+            days=days,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +136,7 @@ class RawData:
 
 def times(as_of: dt.date) -> dict[str, int]:
     """The timeline in epoch seconds (see the module docstring)."""
+
     def at(day: dt.date, hour: int) -> int:
         return int(dt.datetime.combine(day, dt.time(hour), UTC).timestamp())
 
@@ -121,8 +147,13 @@ def times(as_of: dt.date) -> dict[str, int]:
 def ensure_raw(spark: SparkSession, shape: Shape, root: Path, regenerate: bool) -> RawData:
     """The raw tables for `shape` under root, generated unless a previous bench run left matching ones."""
     meta_path = root / "_bench_meta.json"
-    params = {**dataclasses.asdict(shape), "as_of": shape.as_of.isoformat(), "seed": SEED, "format": FORMAT,
-              "rows_per_file": ROWS_PER_FILE}
+    params = {
+        **dataclasses.asdict(shape),
+        "as_of": shape.as_of.isoformat(),
+        "seed": SEED,
+        "format": FORMAT,
+        "rows_per_file": ROWS_PER_FILE,
+    }
     history, nightly = root / "history", root / "nightly"
     if not regenerate and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -134,15 +165,31 @@ def ensure_raw(spark: SparkSession, shape: Shape, root: Path, regenerate: bool) 
     started = time.perf_counter()
     # Row counts are estimated, not counted: counting would generate the data once more.
     write_raw(history_orders(spark, shape), history / tables.RAW_ORDERS, shape, "_ingested_at", 1.1 * shape.orders)
-    write_raw(history_customers(spark, shape), history / tables.RAW_CUSTOMERS, shape, "updated_at",
-              1.15 * shape.customers)
+    write_raw(
+        history_customers(spark, shape), history / tables.RAW_CUSTOMERS, shape, "updated_at", 1.15 * shape.customers
+    )
     link_tree(history, nightly)
-    write_raw(new_day_orders(spark, shape), nightly / tables.RAW_ORDERS, shape, "_ingested_at",
-              shape.daily_orders + 3 * shape.per_kind, mode="append")
-    write_raw(new_day_customers(spark, shape), nightly / tables.RAW_CUSTOMERS, shape, "updated_at",
-              3 * shape.per_kind, mode="append")
-    facts = {**raw_facts(spark, shape, nightly), "generation_s": time.perf_counter() - started,
-             "generated_at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC"}
+    write_raw(
+        new_day_orders(spark, shape),
+        nightly / tables.RAW_ORDERS,
+        shape,
+        "_ingested_at",
+        shape.daily_orders + 3 * shape.per_kind,
+        mode="append",
+    )
+    write_raw(
+        new_day_customers(spark, shape),
+        nightly / tables.RAW_CUSTOMERS,
+        shape,
+        "updated_at",
+        3 * shape.per_kind,
+        mode="append",
+    )
+    facts = {
+        **raw_facts(spark, shape, nightly),
+        "generation_s": time.perf_counter() - started,
+        "generated_at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+    }
     meta_path.write_text(json.dumps({"params": params, "facts": facts}, indent=2) + "\n")
     return RawData(shape, history, nightly, facts)
 
@@ -173,17 +220,23 @@ def raw_facts(spark: SparkSession, shape: Shape, nightly: Path) -> dict:
         path = str(nightly / table)
         commits = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
         files, size = scanstats.table_files(spark, path)
-        facts[table] = {"history_rows": int(commits[0]["operationMetrics"]["numOutputRows"]),
-                        "new_day_rows": int(commits[1]["operationMetrics"]["numOutputRows"]),
-                        "files": files, "bytes": size}
+        facts[table] = {
+            "history_rows": int(commits[0]["operationMetrics"]["numOutputRows"]),
+            "new_day_rows": int(commits[1]["operationMetrics"]["numOutputRows"]),
+            "files": files,
+            "bytes": size,
+        }
     oldest = shape.oldest_change_days
     age = "2-8 weeks old" if shape.keys == SEQUENTIAL else f"2 weeks to {oldest} days old"
-    facts["new_day"] = {"new orders": shape.daily_orders, f"cancellations of orders {age}": shape.per_kind,
-                        f"corrected amounts on orders up to {oldest} days old": shape.per_kind,
-                        "late orders placed 1-10 days earlier": shape.per_kind,
-                        "customers moved to another segment": shape.per_kind,
-                        "customers turned test users": shape.per_kind,
-                        "new customers whose orders were orphans": min(shape.per_kind, shape.orphan_pool)}
+    facts["new_day"] = {
+        "new orders": shape.daily_orders,
+        f"cancellations of orders {age}": shape.per_kind,
+        f"corrected amounts on orders up to {oldest} days old": shape.per_kind,
+        "late orders placed 1-10 days earlier": shape.per_kind,
+        "customers moved to another segment": shape.per_kind,
+        "customers turned test users": shape.per_kind,
+        "new customers whose orders were orphans": min(shape.per_kind, shape.orphan_pool),
+    }
     return facts
 
 
@@ -206,10 +259,12 @@ def _choice(salt: str, values: list) -> str:
 
 
 def _customer_of_order(shape: Shape) -> str:
-    return (f"CASE WHEN {_u('no_customer')} < 0.01 THEN CAST(NULL AS STRING) "
-            f"WHEN {_u('orphan')} < 0.02 THEN format_string('C%08d', {shape.customers} + "
-            f"{_pick('orphan_id', shape.orphan_pool)}) "
-            f"ELSE format_string('C%08d', {_pick('customer', shape.customers)}) END")
+    return (
+        f"CASE WHEN {_u('no_customer')} < 0.01 THEN CAST(NULL AS STRING) "
+        f"WHEN {_u('orphan')} < 0.02 THEN format_string('C%08d', {shape.customers} + "
+        f"{_pick('orphan_id', shape.orphan_pool)}) "
+        f"ELSE format_string('C%08d', {_pick('customer', shape.customers)}) END"
+    )
 
 
 def _order_id(shape: Shape) -> str:
@@ -218,8 +273,10 @@ def _order_id(shape: Shape) -> str:
         return "format_string('O%010d', id)"
     # 128 bits of two salted hashes, printed as 8-4-4-4-12 hex digits (%x prints a long unsigned).
     digits = f"format_string('%016x%016x', xxhash64(id, {SEED}, 'uuid_hi'), xxhash64(id, {SEED}, 'uuid_lo'))"
-    return (f"concat_ws('-', substr({digits}, 1, 8), substr({digits}, 9, 4), substr({digits}, 13, 4), "
-            f"substr({digits}, 17, 4), substr({digits}, 21, 12))")
+    return (
+        f"concat_ws('-', substr({digits}, 1, 8), substr({digits}, 9, 4), substr({digits}, 13, 4), "
+        f"substr({digits}, 17, 4), substr({digits}, 21, 12))"
+    )
 
 
 def _landed_within(salt: str, start: int, end: int) -> str:
@@ -255,24 +312,28 @@ def history_orders(spark: SparkSession, shape: Shape) -> DataFrame:
     )
     # A few rows the quarantine rules are for: no order_id, no order_ts, no amount.
     first = facts.selectExpr(
-        f"CASE WHEN {_u('no_id')} < 0.0001 THEN CAST(NULL AS STRING) ELSE {_order_id(shape)} END"
-        " AS order_id",
+        f"CASE WHEN {_u('no_id')} < 0.0001 THEN CAST(NULL AS STRING) ELSE {_order_id(shape)} END AS order_id",
         "customer_id",
-        f"CASE WHEN {_u('no_ts')} < 0.0001 THEN CAST(NULL AS TIMESTAMP) ELSE timestamp_seconds(ts_s) END"
-        " AS order_ts",
+        f"CASE WHEN {_u('no_ts')} < 0.0001 THEN CAST(NULL AS TIMESTAMP) ELSE timestamp_seconds(ts_s) END AS order_ts",
         "status",
         f"CASE WHEN {_u('no_amount')} < 0.0002 THEN CAST(NULL AS DECIMAL(18,2)) ELSE amount END AS amount",
         "timestamp_seconds(landed_s) AS updated_at",
         "timestamp_seconds(landed_s) AS _ingested_at",
     )
     # ~10% of orders get a later version within three days: a new status, sometimes a corrected amount.
-    later = facts.where(f"{_u('version')} < 0.10").selectExpr(
-        f"{_order_id(shape)} AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
-        f"{_choice('later_status', LATER_STATUSES)} AS status",
-        f"CASE WHEN {_u('corrected')} < 0.3 THEN CAST(amount + 1.50 AS DECIMAL(18,2)) ELSE amount END AS amount",
-        f"timestamp_seconds(least(landed_s + 3600 * (1 + {_pick('later', 72)}), {t['history_landed']}))"
-        " AS updated_at",
-    ).selectExpr("*", "updated_at AS _ingested_at")
+    later = (
+        facts.where(f"{_u('version')} < 0.10")
+        .selectExpr(
+            f"{_order_id(shape)} AS order_id",
+            "customer_id",
+            "timestamp_seconds(ts_s) AS order_ts",
+            f"{_choice('later_status', LATER_STATUSES)} AS status",
+            f"CASE WHEN {_u('corrected')} < 0.3 THEN CAST(amount + 1.50 AS DECIMAL(18,2)) ELSE amount END AS amount",
+            f"timestamp_seconds(least(landed_s + 3600 * (1 + {_pick('later', 72)}), {t['history_landed']}))"
+            " AS updated_at",
+        )
+        .selectExpr("*", "updated_at AS _ingested_at")
+    )
     return first.unionByName(later).to(ORDERS_SCHEMA)
 
 
@@ -282,40 +343,64 @@ def new_day_orders(spark: SparkSession, shape: Shape) -> DataFrame:
     n, first_new = shape.per_kind, shape.orders
 
     # The orders placed on D-1; the first one lands exactly at `newest`, for the freshness check.
-    new = spark.range(first_new, first_new + shape.daily_orders).selectExpr(
-        "id", f"{t['history_end']} + {_pick('new_ts', 86400)} AS ts_s",
-        f"{_customer_of_order(shape)} AS customer_id", f"{_choice('status', STATUSES)} AS status",
-        f"CAST(CAST(500 + {_pick('amount', 49_501)} AS DECIMAL(18,0)) / 100 AS DECIMAL(18,2)) AS amount",
-    ).selectExpr(
-        "*", f"CASE WHEN id = {first_new} THEN {t['newest']} ELSE least(greatest(ts_s + 300 + "
-        f"{_pick('new_landed', 35_701)}, {t['history_landed']} + 1), {t['newest']}) END AS landed_s")
+    new = (
+        spark.range(first_new, first_new + shape.daily_orders)
+        .selectExpr(
+            "id",
+            f"{t['history_end']} + {_pick('new_ts', 86400)} AS ts_s",
+            f"{_customer_of_order(shape)} AS customer_id",
+            f"{_choice('status', STATUSES)} AS status",
+            f"CAST(CAST(500 + {_pick('amount', 49_501)} AS DECIMAL(18,0)) / 100 AS DECIMAL(18,2)) AS amount",
+        )
+        .selectExpr(
+            "*",
+            f"CASE WHEN id = {first_new} THEN {t['newest']} ELSE least(greatest(ts_s + 300 + "
+            f"{_pick('new_landed', 35_701)}, {t['history_landed']} + 1), {t['newest']}) END AS landed_s",
+        )
+    )
 
     # Orders placed 1-10 days ago that only land now.
     late = spark.range(first_new + shape.daily_orders, first_new + shape.daily_orders + n).selectExpr(
-        "id", f"{t['history_end']} - 86400 * (1 + {_pick('late_days', min(10, shape.days))}) + "
+        "id",
+        f"{t['history_end']} - 86400 * (1 + {_pick('late_days', min(10, shape.days))}) + "
         f"{_pick('late_ts', 86400)} AS ts_s",
-        f"{_customer_of_order(shape)} AS customer_id", f"{_choice('status', STATUSES)} AS status",
+        f"{_customer_of_order(shape)} AS customer_id",
+        f"{_choice('status', STATUSES)} AS status",
         f"CAST(CAST(500 + {_pick('amount', 49_501)} AS DECIMAL(18,0)) / 100 AS DECIMAL(18,2)) AS amount",
-        f"{landed} AS landed_s")
+        f"{landed} AS landed_s",
+    )
 
     # New versions of history orders: a cancellation 2-8 weeks after the order, or a corrected amount.
     oldest = shape.oldest_change_days
-    cancelled = _old_orders(spark, shape, "cancel", n, min(14, oldest - 1), oldest, landed) \
-        .selectExpr("*", "'cancelled' AS new_status", "amount AS new_amount")
-    corrected = _old_orders(spark, shape, "correct", n, 0, oldest, landed) \
-        .selectExpr("*", "status AS new_status", "CAST(amount * 0.9 AS DECIMAL(18,2)) AS new_amount")
+    cancelled = _old_orders(spark, shape, "cancel", n, min(14, oldest - 1), oldest, landed).selectExpr(
+        "*", "'cancelled' AS new_status", "amount AS new_amount"
+    )
+    corrected = _old_orders(spark, shape, "correct", n, 0, oldest, landed).selectExpr(
+        "*", "status AS new_status", "CAST(amount * 0.9 AS DECIMAL(18,2)) AS new_amount"
+    )
     revised = cancelled.unionByName(corrected).selectExpr(
-        "id", "ts_s", "customer_id", "new_status AS status", "new_amount AS amount", "landed_s")
+        "id", "ts_s", "customer_id", "new_status AS status", "new_amount AS amount", "landed_s"
+    )
 
-    return new.unionByName(late).unionByName(revised).selectExpr(
-        f"{_order_id(shape)} AS order_id", "customer_id", "timestamp_seconds(ts_s) AS order_ts",
-        "status", "amount", "timestamp_seconds(landed_s) AS updated_at",
-        "timestamp_seconds(landed_s) AS _ingested_at",
-    ).to(ORDERS_SCHEMA)
+    return (
+        new.unionByName(late)
+        .unionByName(revised)
+        .selectExpr(
+            f"{_order_id(shape)} AS order_id",
+            "customer_id",
+            "timestamp_seconds(ts_s) AS order_ts",
+            "status",
+            "amount",
+            "timestamp_seconds(landed_s) AS updated_at",
+            "timestamp_seconds(landed_s) AS _ingested_at",
+        )
+        .to(ORDERS_SCHEMA)
+    )
 
 
-def _old_orders(spark: SparkSession, shape: Shape, salt: str, n: int, min_age_days: int, max_age_days: int,
-                landed: str) -> DataFrame:
+def _old_orders(
+    spark: SparkSession, shape: Shape, salt: str, n: int, min_age_days: int, max_age_days: int, landed: str
+) -> DataFrame:
     """`n` history orders placed between min_age_days and max_age_days before D-1, recomputed from their ids."""
     daily = shape.daily_orders
     chosen = spark.range(n).selectExpr(
@@ -333,27 +418,36 @@ def customer_facts(frame: DataFrame, shape: Shape) -> DataFrame:
     """Customer `id` as first seen: the same columns whenever it is recomputed."""
     t = times(shape.as_of)
     kind = _u("kind")
-    email = (f"CASE WHEN {kind} >= 0.03 AND {kind} < 0.05 "  # 2% test users by e-mail domain, any case
-             f"THEN concat('qa', id, '@', {_choice('test_domain', TEST_DOMAINS)}) "
-             f"WHEN {_u('no_email')} < 0.05 THEN CAST(NULL AS STRING) "
-             f"ELSE concat('user', id, '@', {_choice('domain', DOMAINS)}) END")
-    flag = (f"CASE WHEN {kind} < 0.03 THEN true "  # 3% test users by flag
-            f"WHEN {_pick('flag', 4)} = 0 THEN CAST(NULL AS BOOLEAN) ELSE false END")
+    email = (
+        f"CASE WHEN {kind} >= 0.03 AND {kind} < 0.05 "  # 2% test users by e-mail domain, any case
+        f"THEN concat('qa', id, '@', {_choice('test_domain', TEST_DOMAINS)}) "
+        f"WHEN {_u('no_email')} < 0.05 THEN CAST(NULL AS STRING) "
+        f"ELSE concat('user', id, '@', {_choice('domain', DOMAINS)}) END"
+    )
+    flag = (
+        f"CASE WHEN {kind} < 0.03 THEN true "  # 3% test users by flag
+        f"WHEN {_pick('flag', 4)} = 0 THEN CAST(NULL AS BOOLEAN) ELSE false END"
+    )
     return frame.selectExpr(
-        "*", "format_string('C%08d', id) AS customer_id", f"{email} AS email",
-        f"{_choice('segment', SEGMENTS)} AS customer_segment", f"{flag} AS is_test_user",
+        "*",
+        "format_string('C%08d', id) AS customer_id",
+        f"{email} AS email",
+        f"{_choice('segment', SEGMENTS)} AS customer_segment",
+        f"{flag} AS is_test_user",
         f"{t['history_end']} - 86400 * 40 - {_pick('first_seen', 360 * 86400)} AS first_s",
     )
 
 
 def history_customers(spark: SparkSession, shape: Shape) -> DataFrame:
     base = customer_facts(spark.range(0, shape.customers, 1, max(2, shape.customers // 1_000_000)), shape)
-    first = base.selectExpr("customer_id", "email", "customer_segment", "is_test_user",
-                            "timestamp_seconds(first_s) AS updated_at")
+    first = base.selectExpr(
+        "customer_id", "email", "customer_segment", "is_test_user", "timestamp_seconds(first_s) AS updated_at"
+    )
     # ~15% get a later version: the segment moves, or the test flag flips either way.
     change = _u("change")
     later = base.where(f"{_u('customer_version')} < 0.15").selectExpr(
-        "customer_id", "email",
+        "customer_id",
+        "email",
         f"CASE WHEN {change} < 0.5 THEN {_choice('new_segment', SEGMENTS)} ELSE customer_segment END"
         " AS customer_segment",
         f"CASE WHEN {change} < 0.5 THEN is_test_user WHEN {change} < 0.75 THEN true ELSE false END AS is_test_user",
@@ -373,15 +467,25 @@ def new_day_customers(spark: SparkSession, shape: Shape) -> DataFrame:
 
     # A move keeps the test flag the customer has now (history_customers' later version may have
     # flipped it): a segment move, not a test user becoming real.
-    current_flag = (f"CASE WHEN {_u('customer_version')} < 0.15 AND {_u('change')} >= 0.5 "
-                    f"THEN {_u('change')} < 0.75 ELSE is_test_user END")
-    moved = existing("move").selectExpr("customer_id", "email", f"{_choice('moved_to', SEGMENTS)} AS customer_segment",
-                                        f"{current_flag} AS is_test_user", "updated_at")
-    turned_test = existing("turn_test").selectExpr("customer_id", "email", "customer_segment",
-                                                   "true AS is_test_user", "updated_at")
+    current_flag = (
+        f"CASE WHEN {_u('customer_version')} < 0.15 AND {_u('change')} >= 0.5 "
+        f"THEN {_u('change')} < 0.75 ELSE is_test_user END"
+    )
+    moved = existing("move").selectExpr(
+        "customer_id",
+        "email",
+        f"{_choice('moved_to', SEGMENTS)} AS customer_segment",
+        f"{current_flag} AS is_test_user",
+        "updated_at",
+    )
+    turned_test = existing("turn_test").selectExpr(
+        "customer_id", "email", "customer_segment", "true AS is_test_user", "updated_at"
+    )
     # Customer rows for ids the history's orphan orders already reference.
     arrived = customer_facts(
         spark.range(shape.customers, shape.customers + min(n, shape.orphan_pool)).selectExpr(
-            "id", f"{changed_at} AS updated_at"), shape,
+            "id", f"{changed_at} AS updated_at"
+        ),
+        shape,
     ).selectExpr("customer_id", "email", "customer_segment", "is_test_user", "updated_at")
     return moved.unionByName(turned_test).unionByName(arrived).to(CUSTOMERS_SCHEMA)

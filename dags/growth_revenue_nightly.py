@@ -51,8 +51,9 @@ from growth_revenue.exit_codes import ExitCode  # noqa: E402
 
 # The Spark line the job's venv was set up for (make venv SPARK_LINE=...): its packages and Ivy cache.
 SPARK_LINE = jars.line(os.environ.get("GROWTH_REVENUE_SPARK_LINE") or jars.DEFAULT_LINE)
-DEFAULT_PYTHON = (os.environ.get("GROWTH_REVENUE_PYTHON")
-                  or str(PROJECT_DIR / f".venv-{SPARK_LINE.name}" / "bin" / "python"))
+DEFAULT_PYTHON = os.environ.get("GROWTH_REVENUE_PYTHON") or str(
+    PROJECT_DIR / f".venv-{SPARK_LINE.name}" / "bin" / "python"
+)
 
 APPLICATION = PROJECT_DIR / "jobs" / "nightly_revenue.py"
 # Built at deploy time: `python -m growth_revenue.package <project>/build/growth_revenue.zip`.
@@ -64,11 +65,8 @@ PACKAGED_LIB = PROJECT_DIR / "build" / "growth_revenue.zip"
 # triggering; a run triggered without a logical date (Airflow 3 allows it) falls back to run_after,
 # the moment it was triggered. The reporting zone is the job's own "run date" zone (cli.parse_as_of),
 # so the date is never after the run date the job checks against, whatever the schedule's zone.
-AS_OF_TEMPLATE = (
-    "{{ (dag_run.logical_date or dag_run.run_after)"
-    ".astimezone(reporting_timezone).strftime('%Y-%m-%d') }}"
-)
-PYTHON_TEMPLATE = "{{ var.value.get('growth_revenue_python', '%s') }}" % DEFAULT_PYTHON
+AS_OF_TEMPLATE = "{{ (dag_run.logical_date or dag_run.run_after).astimezone(reporting_timezone).strftime('%Y-%m-%d') }}"
+PYTHON_TEMPLATE = "{{ var.value.get('growth_revenue_python', '%s') }}" % DEFAULT_PYTHON  # noqa: UP031 - Jinja braces
 
 # The exit codes as growth_revenue.exit_codes defines them (README "Exit codes" is the same table).
 EXIT_CODES_MD = "\n".join(f"* `{code.value}`: {code.meaning}." for code in ExitCode if code is not ExitCode.OK)
@@ -105,8 +103,9 @@ _submit = launch.submit_settings(JOB_CONFIG, base_dir=PROJECT_DIR, line=SPARK_LI
 def _spark_conf() -> dict[str, str]:
     conf = dict(_submit.conf)
     # Spark's own logging at WARN, as under spark-submit.sh (the job's lines stay at INFO).
-    conf.setdefault("spark.driver.extraJavaOptions",
-                    f"-Dlog4j2.configurationFile=file:{PROJECT_DIR / 'conf' / 'log4j2.properties'}")
+    conf.setdefault(
+        "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT_DIR / 'conf' / 'log4j2.properties'}"
+    )
     return conf
 
 

@@ -164,8 +164,14 @@ def _merge_by_key(job: dict) -> None:
 
 # A target's mapping with exactly one of these key sets assigns a variable in the full form
 # ({default: ...}); any other mapping is the short form, the value itself (config/root.go rewriteShorthands).
-_FULL_OVERRIDES = ({"default", "type", "description"}, {"default", "type"}, {"default", "description"},
-                   {"lookup", "description"}, {"default"}, {"lookup"})
+_FULL_OVERRIDES = (
+    {"default", "type", "description"},
+    {"default", "type"},
+    {"default", "description"},
+    {"lookup", "description"},
+    {"default"},
+    {"lookup"},
+)
 
 
 def _variables(declared: dict, from_target: dict, from_command_line: dict) -> dict:
@@ -202,8 +208,9 @@ def _variables(declared: dict, from_target: dict, from_command_line: dict) -> di
             for reference in _REFERENCE.findall(yaml.safe_dump(variable["value"])):
                 head, _, rest = reference.partition(".")
                 if head == "var" and resolved.get(rest.split(".")[0], {}).get("type") == "complex":
-                    raise BundleError(f"variable {name}: complex variables cannot contain references to another "
-                                      "complex variables")
+                    raise BundleError(
+                        f"variable {name}: complex variables cannot contain references to another complex variables"
+                    )
     return resolved
 
 
@@ -214,8 +221,12 @@ def _workspace(workspace: dict, user: User) -> dict:
     if root_path.startswith("~/"):
         root_path = f"/Users/{user.user_name}/{root_path[2:]}"
     workspace["root_path"] = _under_workspace(root_path)
-    for key, folder in (("file_path", "files"), ("artifact_path", "artifacts"),
-                        ("state_path", "state"), ("resource_path", "resources")):
+    for key, folder in (
+        ("file_path", "files"),
+        ("artifact_path", "artifacts"),
+        ("state_path", "state"),
+        ("resource_path", "resources"),
+    ):
         workspace[key] = _under_workspace(workspace.get(key, f"{root_path}/{folder}"))
     return workspace
 
@@ -241,9 +252,9 @@ def _interpolate(config: dict) -> dict:
                 return value
             whole = _REFERENCE.fullmatch(value)
             if whole:  # a value that is one reference keeps the referenced value's type
-                new = _lookup(config, whole.group(1))
+                new = _lookup(config, whole.group(1))  # noqa: B023 - called in this pass
             else:
-                new = _REFERENCE.sub(lambda match: str(_lookup(config, match.group(1))), value)
+                new = _REFERENCE.sub(lambda match: str(_lookup(config, match.group(1))), value)  # noqa: B023 - called in this pass
             changed = changed or new != value
             return new
 
@@ -287,8 +298,9 @@ def _apply_run_as(jobs: dict, run_as: dict | None) -> None:
 def _development(jobs: dict, workspace: dict, user: User) -> None:
     for key in ("root_path", "file_path", "artifact_path", "state_path"):
         if user.user_name not in workspace[key]:
-            raise BundleError(f"{key} must start with '~/' or contain the current username when using "
-                              "'mode: development'")
+            raise BundleError(
+                f"{key} must start with '~/' or contain the current username when using 'mode: development'"
+            )
     for job in jobs.values():
         job["name"] = f"[dev {user.short_name}] {job['name']}"
         job.setdefault("tags", {}).setdefault("dev", user.short_name)
@@ -302,8 +314,9 @@ def _production(jobs: dict, user: User, root_path_set: bool) -> None:
     if user.is_service_principal:
         return
     if not root_path_set:
-        raise BundleError("target with 'mode: production' must set 'workspace.root_path' to make sure only one "
-                          "copy is deployed")
+        raise BundleError(
+            "target with 'mode: production' must set 'workspace.root_path' to make sure only one copy is deployed"
+        )
     if missing := sorted(key for key, job in jobs.items() if "run_as" not in job):
         raise BundleError(f"'run_as' must be set for all jobs when using 'mode: production': {missing}")
 

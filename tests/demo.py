@@ -17,15 +17,17 @@ LANDED_UNTIL = dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc)
 
 def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = AS_OF) -> tuple[Path, Path]:
     """Seeded sample raw_orders and raw_customers under root/raw; returns their paths."""
-    sample_data.write_lakehouse(spark, str(root / "raw"), as_of, orders=orders, customers=customers,
-                                ingested_until=LANDED_UNTIL)
+    sample_data.write_lakehouse(
+        spark, str(root / "raw"), as_of, orders=orders, customers=customers, ingested_until=LANDED_UNTIL
+    )
     return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
 
 
 def order_ts_bounds(rules, run_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The plausible order_ts of a run at `run_at` under these rules."""
-    return transforms.plausible_order_ts(run_at, rules.max_future_skew_hours, rules.earliest_order_date,
-                                         rules.reporting_timezone)
+    return transforms.plausible_order_ts(
+        run_at, rules.max_future_skew_hours, rules.earliest_order_date, rules.reporting_timezone
+    )
 
 
 def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
@@ -33,22 +35,33 @@ def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
     `run_at` (default: now; it only decides which order_ts are plausible)."""
     orders = spark.read.format("delta").load(str(root / "raw" / tables.RAW_ORDERS))
     customers = spark.read.format("delta").load(str(root / "raw" / tables.RAW_CUSTOMERS))
-    mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                 rules.unknown_segment, rules.reporting_timezone,
-                                 order_ts_bounds(rules, run_at or dt.datetime.now(dt.timezone.utc)))
+    mart = transforms.build_mart(
+        orders,
+        customers,
+        rules.revenue_statuses,
+        rules.test_email_domains,
+        rules.unknown_segment,
+        rules.reporting_timezone,
+        order_ts_bounds(rules, run_at or dt.datetime.now(dt.timezone.utc)),
+    )
     return mart.select(*transforms.MART_COLUMNS)
 
 
 def small_job_config(path: Path, shuffle_partitions: int = 2, extra: str = "") -> Path:
     """A job config sized for a 2-core machine next to other JVMs, on the repo's Ivy cache (offline)."""
-    path.write_text(f"{extra}spark:\n  master: local[2]\n  driver_memory: 1g\n"
-                    f"  shuffle_partitions: {shuffle_partitions}\n  ivy_dir: {ROOT / '.ivy'}\n")
+    path.write_text(
+        f"{extra}spark:\n  master: local[2]\n  driver_memory: 1g\n"
+        f"  shuffle_partitions: {shuffle_partitions}\n  ivy_dir: {ROOT / '.ivy'}\n"
+    )
     return path
 
 
 def job_env() -> dict[str, str]:
     """This environment for a launched job: the venv's python, and nothing tying it to the tests' JVM."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SPARK_VERSION", "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SPARK_VERSION", "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")
+    }
     env["GROWTH_PYTHON"] = sys.executable
     return env

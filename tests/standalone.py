@@ -31,9 +31,20 @@ LOOPBACK = "127.0.0.1"
 ROOT_VAR = "GROWTH_STANDALONE_ROOT"
 
 # Variables of the calling process that would point a daemon at another Spark or JVM.
-_INHERITED_SPARK_VARS = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_CONF_DIR", "SPARK_VERSION",
-                         "SPARK_MASTER_HOST", "SPARK_WORKER_DIR", "SPARK_WORKER_OPTS", "SPARK_MASTER_OPTS",
-                         "SPARK_DAEMON_JAVA_OPTS", "SPARK_LOCAL_DIRS", "SPARK_LOG_DIR", "SPARK_PID_DIR")
+_INHERITED_SPARK_VARS = (
+    "PYSPARK_GATEWAY_PORT",
+    "PYSPARK_GATEWAY_SECRET",
+    "SPARK_CONF_DIR",
+    "SPARK_VERSION",
+    "SPARK_MASTER_HOST",
+    "SPARK_WORKER_DIR",
+    "SPARK_WORKER_OPTS",
+    "SPARK_MASTER_OPTS",
+    "SPARK_DAEMON_JAVA_OPTS",
+    "SPARK_LOCAL_DIRS",
+    "SPARK_LOG_DIR",
+    "SPARK_PID_DIR",
+)
 
 
 @dataclass
@@ -51,7 +62,7 @@ class StandaloneCluster:
         with urllib.request.urlopen(f"{self.master_web_url}/json/", timeout=5) as response:
             return json.load(response)
 
-    def wait_until_ready(self, timeout: float = 90.0) -> "StandaloneCluster":
+    def wait_until_ready(self, timeout: float = 90.0) -> StandaloneCluster:
         """Block until every worker has registered with the master; fail early if a daemon died."""
         workers = len(self.worker_dirs)
         deadline = time.monotonic() + timeout
@@ -65,12 +76,14 @@ class StandaloneCluster:
                 if alive == workers:
                     return self
             time.sleep(0.5)
-        raise TimeoutError(f"{alive} of {workers} workers registered with {self.master_url} "
-                           f"within {timeout:.0f}s\n{self.log_tails()}")
+        raise TimeoutError(
+            f"{alive} of {workers} workers registered with {self.master_url} within {timeout:.0f}s\n{self.log_tails()}"
+        )
 
     def log_tails(self, chars: int = 2000) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
-                         for log in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}" for log in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 def free_port() -> int:
@@ -98,8 +111,9 @@ def daemon_env(root: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def standalone_cluster(root: Path, workers: int = 2, cores: int = 1, memory: str = "1g",
-                       timeout: float = 90.0, wait: bool = True) -> Iterator[StandaloneCluster]:
+def standalone_cluster(
+    root: Path, workers: int = 2, cores: int = 1, memory: str = "1g", timeout: float = 90.0, wait: bool = True
+) -> Iterator[StandaloneCluster]:
     """Start a master and `workers` workers, wait until all registered, yield, then stop them all.
 
     With wait=False it yields as soon as the daemons are launched, so the caller can prepare
@@ -117,15 +131,41 @@ def standalone_cluster(root: Path, workers: int = 2, cores: int = 1, memory: str
         log_dir=log_dir,
     )
     try:
-        cluster.processes.append(_start(env, log_dir / "master.log", "org.apache.spark.deploy.master.Master",
-                                        "--host", LOOPBACK, "--port", str(master_port),
-                                        "--webui-port", str(master_web_port)))
+        cluster.processes.append(
+            _start(
+                env,
+                log_dir / "master.log",
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(master_port),
+                "--webui-port",
+                str(master_web_port),
+            )
+        )
         for n, work_dir in enumerate(cluster.worker_dirs, start=1):
             work_dir.mkdir()
-            cluster.processes.append(_start(env, log_dir / f"worker-{n}.log", "org.apache.spark.deploy.worker.Worker",
-                                            cluster.master_url, "--host", LOOPBACK, "--port", str(free_port()),
-                                            "--webui-port", str(free_port()), "--cores", str(cores),
-                                            "--memory", memory, "--work-dir", str(work_dir)))
+            cluster.processes.append(
+                _start(
+                    env,
+                    log_dir / f"worker-{n}.log",
+                    "org.apache.spark.deploy.worker.Worker",
+                    cluster.master_url,
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(free_port()),
+                    "--webui-port",
+                    str(free_port()),
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    "--work-dir",
+                    str(work_dir),
+                )
+            )
         if wait:
             cluster.wait_until_ready(timeout)
         yield cluster
@@ -135,9 +175,15 @@ def standalone_cluster(root: Path, workers: int = 2, cores: int = 1, memory: str
 
 def _start(env: dict[str, str], log: Path, main_class: str, *args: str) -> subprocess.Popen:
     with log.open("wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen([str(SPARK_CLASS), main_class, *args], env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            [str(SPARK_CLASS), main_class, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from demo import ROOT, small_job_config, write_raw
 
 from growth_revenue import jars, launch, tables
@@ -34,27 +33,50 @@ OTHER_LINE = jars.line(next(name for name in jars.LINES if name != jars.DEFAULT_
 AS_OF = dt.date(2026, 11, 25)
 RENDER_CASES = [
     # The scheduled run of 2026-11-25: CronTriggerTimetable's logical_date is the 07:00 trigger itself.
-    {"name": "scheduled", "run_type": "scheduled",
-     "logical_date": "2026-11-25T07:00:00+00:00", "run_after": "2026-11-25T07:00:00+00:00"},
+    {
+        "name": "scheduled",
+        "run_type": "scheduled",
+        "logical_date": "2026-11-25T07:00:00+00:00",
+        "run_after": "2026-11-25T07:00:00+00:00",
+    },
     # Triggered by hand at 15:32 with a logical date picked for an earlier day.
-    {"name": "manual_for_a_date", "run_type": "manual",
-     "logical_date": "2026-11-20T00:00:00+00:00", "run_after": "2026-11-25T15:32:00+00:00"},
+    {
+        "name": "manual_for_a_date",
+        "run_type": "manual",
+        "logical_date": "2026-11-20T00:00:00+00:00",
+        "run_after": "2026-11-25T15:32:00+00:00",
+    },
     # Triggered by hand with no logical date (Airflow 3 allows it): the trigger time decides.
-    {"name": "manual_without_logical_date", "run_type": "manual",
-     "logical_date": None, "run_after": "2026-11-25T15:32:00+00:00"},
+    {
+        "name": "manual_without_logical_date",
+        "run_type": "manual",
+        "logical_date": None,
+        "run_after": "2026-11-25T15:32:00+00:00",
+    },
     # `airflow backfill create` for 2026-10-03: the run stands for that day's 07:00.
-    {"name": "backfill", "run_type": "backfill",
-     "logical_date": "2026-10-03T07:00:00+00:00", "run_after": "2026-10-03T07:00:00+00:00"},
+    {
+        "name": "backfill",
+        "run_type": "backfill",
+        "logical_date": "2026-10-03T07:00:00+00:00",
+        "run_after": "2026-10-03T07:00:00+00:00",
+    },
     # 07:00 in Tokyo on 2026-11-25 is 22:00 UTC on 2026-11-24.
-    {"name": "tokyo_07_00", "run_type": "scheduled",
-     "logical_date": "2026-11-24T22:00:00+00:00", "run_after": "2026-11-24T22:00:00+00:00"},
+    {
+        "name": "tokyo_07_00",
+        "run_type": "scheduled",
+        "logical_date": "2026-11-24T22:00:00+00:00",
+        "run_after": "2026-11-24T22:00:00+00:00",
+    },
 ]
 
 
 def airflow_env(home: Path, **overrides: str) -> dict[str, str]:
     """A clean environment for the Airflow venv: nothing of the job's Spark session or of a real Airflow."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "GROWTH_REVENUE_", "PYSPARK_", "SPARK_", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "GROWTH_REVENUE_", "PYSPARK_", "SPARK_", "PYTHONPATH"))
+    }
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
@@ -76,9 +98,14 @@ def probe(airflow_python, workdir: Path, **settings: str) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     cases, out = workdir / "cases.json", workdir / "probe.json"
     cases.write_text(json.dumps(RENDER_CASES))
-    done = subprocess.run([str(airflow_python), str(PROBE), str(DAGS), str(out), str(cases)],
-                          env=airflow_env(workdir / "home", **settings), cwd=workdir,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [str(airflow_python), str(PROBE), str(DAGS), str(out), str(cases)],
+        env=airflow_env(workdir / "home", **settings),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -108,14 +135,17 @@ def tokyo_config(tmp_path_factory, tokyo_ivy):
 @pytest.fixture(scope="module")
 def configured(airflow_python, tmp_path_factory, tokyo_config):
     """The DAG as a Tokyo deployment configures it: the environment and one Variable."""
-    return probe(airflow_python, tmp_path_factory.mktemp("tokyo-run"),
-                 GROWTH_REVENUE_CONFIG=str(tokyo_config),
-                 GROWTH_REVENUE_TIMEZONE="Asia/Tokyo",
-                 GROWTH_REVENUE_SPARK_CONN_ID="spark_cluster",
-                 GROWTH_REVENUE_RETRIES="1",
-                 AIRFLOW_VAR_GROWTH_REVENUE_PYTHON="/opt/growth/venv/bin/python",
-                 # Would turn a plain "0 7 * * *" into a data-interval timetable (logical_date a day early).
-                 AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS="True")
+    return probe(
+        airflow_python,
+        tmp_path_factory.mktemp("tokyo-run"),
+        GROWTH_REVENUE_CONFIG=str(tokyo_config),
+        GROWTH_REVENUE_TIMEZONE="Asia/Tokyo",
+        GROWTH_REVENUE_SPARK_CONN_ID="spark_cluster",
+        GROWTH_REVENUE_RETRIES="1",
+        AIRFLOW_VAR_GROWTH_REVENUE_PYTHON="/opt/growth/venv/bin/python",
+        # Would turn a plain "0 7 * * *" into a data-interval timetable (logical_date a day early).
+        AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS="True",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +178,13 @@ def test_airflow_requirements_pin_airflow_3_and_the_spark_provider_exactly():
 
 @pytest.mark.slow
 def test_airflow_venv_holds_exactly_the_pinned_packages(airflow_python):
-    done = subprocess.run([str(airflow_python), "-m", "pip", "freeze", "--exclude-editable"],
-                          capture_output=True, text=True, check=True)
-    installed = {re.sub(r"[-_.]+", "-", name).lower(): version
-                 for name, _, version in (line.partition("==") for line in done.stdout.split())}
+    done = subprocess.run(
+        [str(airflow_python), "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
+    )
+    installed = {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, _, version in (line.partition("==") for line in done.stdout.split())
+    }
     assert installed == requirement_pins()
 
 
@@ -231,8 +264,11 @@ def test_packages_excludes_and_confs_are_launch_submit_settings_of_the_job_confi
     task = parsed["describe"]["task"]
     expected = launch.submit_settings(str(ROOT / "conf" / "local.yaml"), line=DEFAULT_LINE)
     # The default line's Delta, and its Deequ exactly when set-up recorded it as resolved in the checkout's cache.
-    assert task["packages"] == ",".join(expected.packages) == ",".join(
-        jars.packages(DEFAULT_LINE, jars.deequ_resolved(ROOT / ".ivy", DEFAULT_LINE)))
+    assert (
+        task["packages"]
+        == ",".join(expected.packages)
+        == ",".join(jars.packages(DEFAULT_LINE, jars.deequ_resolved(ROOT / ".ivy", DEFAULT_LINE)))
+    )
     assert task["packages"].split(",")[0] == DEFAULT_LINE.delta_package
     assert task["exclude_packages"] == ",".join(jars.EXCLUDED_PACKAGES)
     assert task["driver_memory"] == expected.driver_memory
@@ -249,8 +285,10 @@ def test_packages_excludes_and_confs_are_launch_submit_settings_of_the_job_confi
 def test_env_vars_give_pydeequ_its_spark_version_and_spark_the_jobs_python(parsed, configured):
     assert parsed["describe"]["task"]["env_vars"]["SPARK_VERSION"] == DEFAULT_LINE.name
     default = parsed["rendered"]["scheduled"]["env_vars"]
-    assert default == {"SPARK_VERSION": DEFAULT_LINE.name,
-                       "PYSPARK_PYTHON": str(ROOT / f".venv-{DEFAULT_LINE.name}" / "bin" / "python")}
+    assert default == {
+        "SPARK_VERSION": DEFAULT_LINE.name,
+        "PYSPARK_PYTHON": str(ROOT / f".venv-{DEFAULT_LINE.name}" / "bin" / "python"),
+    }
     from_variable = configured["rendered"]["scheduled"]["env_vars"]
     assert from_variable["PYSPARK_PYTHON"] == "/opt/growth/venv/bin/python"
 
@@ -262,21 +300,25 @@ def test_application_args_pass_the_job_config_and_the_runs_date_as_as_of(parsed)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, as_of", [
-    ("scheduled", "2026-11-25"),
-    ("manual_for_a_date", "2026-11-20"),
-    ("manual_without_logical_date", "2026-11-25"),
-    ("backfill", "2026-10-03"),
-    ("tokyo_07_00", "2026-11-24"),  # the UTC report's date at that instant: the job's own run date
-])
+@pytest.mark.parametrize(
+    "case, as_of",
+    [
+        ("scheduled", "2026-11-25"),
+        ("manual_for_a_date", "2026-11-20"),
+        ("manual_without_logical_date", "2026-11-25"),
+        ("backfill", "2026-10-03"),
+        ("tokyo_07_00", "2026-11-24"),  # the UTC report's date at that instant: the job's own run date
+    ],
+)
 def test_as_of_is_the_calendar_date_of_the_run_in_the_reporting_timezone(parsed, case, as_of):
     args = parsed["rendered"][case]["application_args"]
     assert args[args.index("--as-of") + 1] == as_of
 
 
 @pytest.mark.slow
-def test_settings_from_the_environment_choose_config_connection_timezone_and_retries(configured, tokyo_config,
-                                                                                      tokyo_ivy):
+def test_settings_from_the_environment_choose_config_connection_timezone_and_retries(
+    configured, tokyo_config, tokyo_ivy
+):
     dag, task = configured["describe"]["dag"], configured["describe"]["task"]
     assert configured["describe"]["import_errors"] == {}
     assert task["conn_id"] == "spark_cluster"
@@ -298,8 +340,11 @@ def test_spark_line_setting_switches_packages_venv_spark_version_and_ivy_cache(o
     assert other_line["describe"]["import_errors"] == {}
     task = other_line["describe"]["task"]
     expected = launch.submit_settings(str(ROOT / "conf" / "local.yaml"), base_dir=ROOT, line=OTHER_LINE)
-    assert task["packages"] == ",".join(expected.packages) == ",".join(
-        jars.packages(OTHER_LINE, jars.deequ_resolved(ROOT / ".ivy", OTHER_LINE)))
+    assert (
+        task["packages"]
+        == ",".join(expected.packages)
+        == ",".join(jars.packages(OTHER_LINE, jars.deequ_resolved(ROOT / ".ivy", OTHER_LINE)))
+    )
     assert task["packages"].split(",")[0] == OTHER_LINE.delta_package
     assert task["exclude_packages"] == ",".join(jars.EXCLUDED_PACKAGES)
     assert task["conf"]["spark.jars.ivy"] == str(ROOT / ".ivy" / OTHER_LINE.name)
@@ -325,10 +370,17 @@ def deployment(airflow_python, spark, tmp_path_factory):
         (project / part).symlink_to(ROOT / part)
     raw_orders, raw_customers = write_raw(spark, root, orders=1500, customers=150)
     # spark.master is not used: the Airflow connection's master wins.
-    config = small_job_config(root / "job.yaml", extra=(
-        f"tables:\n  raw_orders: {raw_orders}\n  raw_customers: {raw_customers}\n  output_dir: {root / 'out'}\n"))
-    subprocess.run([str(JOB_PYTHON), "-m", "growth_revenue.package", str(project / "build" / "growth_revenue.zip")],
-                   check=True, capture_output=True)
+    config = small_job_config(
+        root / "job.yaml",
+        extra=(
+            f"tables:\n  raw_orders: {raw_orders}\n  raw_customers: {raw_customers}\n  output_dir: {root / 'out'}\n"
+        ),
+    )
+    subprocess.run(
+        [str(JOB_PYTHON), "-m", "growth_revenue.package", str(project / "build" / "growth_revenue.zip")],
+        check=True,
+        capture_output=True,
+    )
     env = airflow_env(
         root / "home",
         GROWTH_REVENUE_PROJECT_DIR=str(project),
@@ -346,8 +398,15 @@ def deployment(airflow_python, spark, tmp_path_factory):
 
 def dags_test(deployment, logical_date: str, timeout: int = 300) -> subprocess.CompletedProcess:
     root, env, airflow = deployment
-    process = subprocess.Popen([airflow, "dags", "test", "growth_revenue_nightly", logical_date], env=env, cwd=root,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [airflow, "dags", "test", "growth_revenue_nightly", logical_date],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         log, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -364,9 +423,12 @@ def test_airflow_dags_test_spark_submits_the_job_and_publishes_the_as_of_snapsho
     line = jars.installed_line()
     # The job config's Ivy cache is the checkout's: Deequ is loaded if set-up resolved it there.
     packages = ",".join(jars.packages(line, jars.deequ_resolved(ROOT / ".ivy", line)))
-    assert re.search(r"Spark-Submit cmd: spark-submit --master local\[2\] .*"
-                     rf"--py-files \S+/project/build/growth_revenue\.zip .*--packages {re.escape(packages)} "
-                     r".*/project/jobs/nightly_revenue\.py --config \S+/job\.yaml --as-of 2026-11-25", done.stdout)
+    assert re.search(
+        r"Spark-Submit cmd: spark-submit --master local\[2\] .*"
+        rf"--py-files \S+/project/build/growth_revenue\.zip .*--packages {re.escape(packages)} "
+        r".*/project/jobs/nightly_revenue\.py --config \S+/job\.yaml --as-of 2026-11-25",
+        done.stdout,
+    )
     assert "published, exit 0" in done.stdout
     assert "state=success" in done.stdout
 

@@ -28,9 +28,20 @@ def lakehouse(tmp_path, make_orders, make_customers):
 
 
 def job(spark, root, *dates_args):
-    return cli.main_in_session(spark, [
-        "--raw-orders", str(root / "raw_orders"), "--raw-customers", str(root / "raw_customers"),
-        "--output-dir", str(root / "out"), "--run-timestamp", RUN_AT, *dates_args])
+    return cli.main_in_session(
+        spark,
+        [
+            "--raw-orders",
+            str(root / "raw_orders"),
+            "--raw-customers",
+            str(root / "raw_customers"),
+            "--output-dir",
+            str(root / "out"),
+            "--run-timestamp",
+            RUN_AT,
+            *dates_args,
+        ],
+    )
 
 
 def snapshots(spark, root):
@@ -64,7 +75,9 @@ def test_rerunning_a_range_is_idempotent(spark, lakehouse):
     assert job(spark, root, "--as-of-range", "2026-11-19", "2026-11-20") == 0
     second = snapshots(spark, root)
     assert sorted(first) == sorted(second) == [dt.date(2026, 11, 19), dt.date(2026, 11, 20)]
-    assert {day: revenue for day, (_, revenue) in first.items()} == {day: revenue for day, (_, revenue) in second.items()}
+    assert {day: revenue for day, (_, revenue) in first.items()} == {
+        day: revenue for day, (_, revenue) in second.items()
+    }
     assert all(first[day][0] != second[day][0] for day in first)  # recomputed, and still one snapshot per date
 
 
@@ -75,14 +88,18 @@ def test_a_backfilled_date_is_judged_fresh_on_what_had_landed_by_its_end(spark, 
     assert job(spark, root, "--as-of-range", "2026-11-20", "2026-11-22") == 3
     assert sorted(snapshots(spark, root)) == [dt.date(2026, 11, 20)]
     assert "backfill 2026-11-20..2026-11-22: 1 published, 2 quality gate failed (2026-11-21, 2026-11-22)" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
-@pytest.mark.parametrize("dates, says", [
-    (["2026-11-22", "2026-11-20"], "START is after END"),
-    (["2026-11-20", "2026-11-26"], "is after the run date"),
-    (["2026-11-20", "yesterday"], "is not a date"),
-])
+@pytest.mark.parametrize(
+    "dates, says",
+    [
+        (["2026-11-22", "2026-11-20"], "START is after END"),
+        (["2026-11-20", "2026-11-26"], "is after the run date"),
+        (["2026-11-20", "yesterday"], "is not a date"),
+    ],
+)
 def test_a_bad_range_is_a_usage_error(spark, lakehouse, capsys, dates, says):
     assert job(spark, lakehouse, "--as-of-range", *dates) == 2
     assert says in capsys.readouterr().err

@@ -30,8 +30,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from rows import customer, order, ts
 
-from growth_revenue import cli, io, quality, tables
-from growth_revenue.io import Location
+from growth_revenue import cli, delta_log, quality, tables
+from growth_revenue.locations import Location
 from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
 
 OK, INPUT_ERROR, USAGE, GATE = 0, 1, 2, 3
@@ -47,94 +47,173 @@ NEAR_MAX_AMOUNT = "9999999999999999.99"  # the largest decimal(18,2)
 @dataclass(frozen=True)
 class Case:
     id: str  # the rule the case proves
-    breaks: Callable[["Lake"], list[str] | None]  # breaks the copied input; may return extra argv
+    breaks: Callable[[Lake], list[str] | None]  # breaks the copied input; may return extra argv
     exit_code: int
     says: str  # fragment of the job's log; on an ERROR line when the run fails
     publishes: bool
-    then: Callable[["Lake", str], None] | None = None  # (lake, log): what the run published
+    then: Callable[[Lake, str], None] | None = None  # (lake, log): what the run published
 
 
 CASES = [
     # Input contract: exit 1, before any rule runs
-    Case("missing_raw_table_is_an_input_error",
-         lambda lake: shutil.rmtree(lake.raw_orders), INPUT_ERROR, "raw_orders: no table at", False),
-    Case("folder_neither_delta_nor_parquet_is_an_input_error",
-         lambda lake: replace_with_csv_folder(lake), INPUT_ERROR,
-         "neither a Delta table nor readable Parquet", False),
-    Case("missing_contract_column_is_named",
-         lambda lake: lake.rewrite_orders(lambda df: df.drop("amount")), INPUT_ERROR,
-         "raw_orders: missing contract column 'amount'", False),
-    Case("amount_as_string_breaks_the_contract",
-         lambda lake: lake.rewrite_orders(as_string("amount")), INPUT_ERROR,
-         "raw_orders: column 'amount' has type string", False),
-    Case("order_ts_as_string_breaks_the_contract",
-         lambda lake: lake.rewrite_orders(as_string("order_ts")), INPUT_ERROR,
-         "raw_orders: column 'order_ts' has type string", False),
+    Case(
+        "missing_raw_table_is_an_input_error",
+        lambda lake: shutil.rmtree(lake.raw_orders),
+        INPUT_ERROR,
+        "raw_orders: no table at",
+        False,
+    ),
+    Case(
+        "folder_neither_delta_nor_parquet_is_an_input_error",
+        lambda lake: replace_with_csv_folder(lake),
+        INPUT_ERROR,
+        "neither a Delta table nor readable Parquet",
+        False,
+    ),
+    Case(
+        "missing_contract_column_is_named",
+        lambda lake: lake.rewrite_orders(lambda df: df.drop("amount")),
+        INPUT_ERROR,
+        "raw_orders: missing contract column 'amount'",
+        False,
+    ),
+    Case(
+        "amount_as_string_breaks_the_contract",
+        lambda lake: lake.rewrite_orders(as_string("amount")),
+        INPUT_ERROR,
+        "raw_orders: column 'amount' has type string",
+        False,
+    ),
+    Case(
+        "order_ts_as_string_breaks_the_contract",
+        lambda lake: lake.rewrite_orders(as_string("order_ts")),
+        INPUT_ERROR,
+        "raw_orders: column 'order_ts' has type string",
+        False,
+    ),
     # Quality gate: exit 3, results recorded, nothing published
-    Case("empty_raw_orders_fail_the_gate",
-         lambda lake: lake.write_orders([]), GATE, "raw_orders has rows", False),
-    Case("stale_raw_orders_fail_the_freshness_bound",
-         lambda lake: lake.write_orders(good_orders(3, ingested_at="2026-11-23 06:00:00")), GATE,
-         "within the freshness bound", False),
-    Case("negative_revenue_fails_the_gate",
-         lambda lake: lake.write_orders(good_orders(3) + [order("NEG", amount="-5.00", ingested_at=FRESH)]),
-         GATE, "revenue is never negative", False),
-    Case("quarantine_above_its_share_fails_the_gate",
-         lambda lake: lake.write_orders(good_orders(2) + [order("Q1", amount=None, ingested_at=FRESH)]),
-         GATE, "of revenue orders are quarantined", False),
+    Case("empty_raw_orders_fail_the_gate", lambda lake: lake.write_orders([]), GATE, "raw_orders has rows", False),
+    Case(
+        "stale_raw_orders_fail_the_freshness_bound",
+        lambda lake: lake.write_orders(good_orders(3, ingested_at="2026-11-23 06:00:00")),
+        GATE,
+        "within the freshness bound",
+        False,
+    ),
+    Case(
+        "negative_revenue_fails_the_gate",
+        lambda lake: lake.write_orders(good_orders(3) + [order("NEG", amount="-5.00", ingested_at=FRESH)]),
+        GATE,
+        "revenue is never negative",
+        False,
+    ),
+    Case(
+        "quarantine_above_its_share_fails_the_gate",
+        lambda lake: lake.write_orders(good_orders(2) + [order("Q1", amount=None, ingested_at=FRESH)]),
+        GATE,
+        "of revenue orders are quarantined",
+        False,
+    ),
     # Row-level problems within quarantine.quarantine_max_share (1%): published without them
-    Case("null_order_id_is_quarantined",
-         lambda lake: lake.write_orders(good_orders(150) + [order(None, "C1", amount="7.00", ingested_at=FRESH)]),
-         OK, "revenue orders quarantined", True,
-         lambda lake, log: assert_quarantined(lake, log, (None, "7.00", "missing_order_id"))),
-    Case("null_order_ts_is_quarantined",
-         lambda lake: lake.write_orders(good_orders(150) + [without_order_ts(order("Q2", amount="7.00"))]),
-         OK, "revenue orders quarantined", True,
-         lambda lake, log: assert_quarantined(lake, log, ("Q2", "7.00", "missing_order_ts"))),
-    Case("null_amount_on_a_revenue_order_is_quarantined",
-         lambda lake: lake.write_orders(good_orders(150) + [order("Q3", amount=None, ingested_at=FRESH)]),
-         OK, "revenue orders quarantined", True,
-         lambda lake, log: assert_quarantined(lake, log, ("Q3", None, "missing_amount"))),
-    Case("null_amount_on_a_cancelled_order_is_not_quarantined",
-         lambda lake: lake.write_orders(
-             good_orders(3) + [order("X1", status="cancelled", amount=None, ingested_at=FRESH)]),
-         OK, "no revenue order is quarantined - 0 of 3 revenue orders quarantined", True,
-         lambda lake, log: assert_mart_ids_and_empty_quarantine(lake, good_ids(3))),
+    Case(
+        "null_order_id_is_quarantined",
+        lambda lake: lake.write_orders(good_orders(150) + [order(None, "C1", amount="7.00", ingested_at=FRESH)]),
+        OK,
+        "revenue orders quarantined",
+        True,
+        lambda lake, log: assert_quarantined(lake, log, (None, "7.00", "missing_order_id")),
+    ),
+    Case(
+        "null_order_ts_is_quarantined",
+        lambda lake: lake.write_orders(good_orders(150) + [without_order_ts(order("Q2", amount="7.00"))]),
+        OK,
+        "revenue orders quarantined",
+        True,
+        lambda lake, log: assert_quarantined(lake, log, ("Q2", "7.00", "missing_order_ts")),
+    ),
+    Case(
+        "null_amount_on_a_revenue_order_is_quarantined",
+        lambda lake: lake.write_orders(good_orders(150) + [order("Q3", amount=None, ingested_at=FRESH)]),
+        OK,
+        "revenue orders quarantined",
+        True,
+        lambda lake, log: assert_quarantined(lake, log, ("Q3", None, "missing_amount")),
+    ),
+    Case(
+        "null_amount_on_a_cancelled_order_is_not_quarantined",
+        lambda lake: lake.write_orders(
+            good_orders(3) + [order("X1", status="cancelled", amount=None, ingested_at=FRESH)]
+        ),
+        OK,
+        "no revenue order is quarantined - 0 of 3 revenue orders quarantined",
+        True,
+        lambda lake, log: assert_mart_ids_and_empty_quarantine(lake, good_ids(3)),
+    ),
     # Content edge cases: published exactly
-    Case("exact_ties_pick_the_same_version_in_written_order",
-         lambda lake: lake.write_orders(good_orders(2) + TIED_VERSIONS), OK,
-         "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)", True,
-         lambda lake, log: assert_tie_winner(lake)),
-    Case("exact_ties_pick_the_same_version_in_reverse_order",
-         lambda lake: lake.write_orders(list(reversed(good_orders(2) + TIED_VERSIONS))), OK,
-         "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)", True,
-         lambda lake, log: assert_tie_winner(lake)),
-    Case("non_ascii_and_long_segments_are_kept_exactly",
-         lambda lake: lake.write_customers([customer("C1", "a@shop.io", f"  {UNICODE_SEGMENT} "),
-                                            customer("C2", "b@shop.io", f" {LONG_SEGMENT}  ")]),
-         OK, "published, exit 0", True,
-         lambda lake, log: assert_segments(lake, {UNICODE_SEGMENT.lower(): Decimal("20.00"),
-                                                  LONG_SEGMENT.lower(): Decimal("20.00")})),
-    Case("revenue_near_the_decimal_limit_sums_exactly",
-         lambda lake: lake.write_orders(good_orders(500, customer_id="C1", amount=NEAR_MAX_AMOUNT)),
-         OK, "published, exit 0", True,
-         lambda lake, log: assert_exact_sum(lake, "enterprise", Decimal(NEAR_MAX_AMOUNT) * 500, 500)),
+    Case(
+        "exact_ties_pick_the_same_version_in_written_order",
+        lambda lake: lake.write_orders(good_orders(2) + TIED_VERSIONS),
+        OK,
+        "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)",
+        True,
+        lambda lake, log: assert_tie_winner(lake),
+    ),
+    Case(
+        "exact_ties_pick_the_same_version_in_reverse_order",
+        lambda lake: lake.write_orders(list(reversed(good_orders(2) + TIED_VERSIONS))),
+        OK,
+        "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)",
+        True,
+        lambda lake, log: assert_tie_winner(lake),
+    ),
+    Case(
+        "non_ascii_and_long_segments_are_kept_exactly",
+        lambda lake: lake.write_customers(
+            [customer("C1", "a@shop.io", f"  {UNICODE_SEGMENT} "), customer("C2", "b@shop.io", f" {LONG_SEGMENT}  ")]
+        ),
+        OK,
+        "published, exit 0",
+        True,
+        lambda lake, log: assert_segments(
+            lake, {UNICODE_SEGMENT.lower(): Decimal("20.00"), LONG_SEGMENT.lower(): Decimal("20.00")}
+        ),
+    ),
+    Case(
+        "revenue_near_the_decimal_limit_sums_exactly",
+        lambda lake: lake.write_orders(good_orders(500, customer_id="C1", amount=NEAR_MAX_AMOUNT)),
+        OK,
+        "published, exit 0",
+        True,
+        lambda lake, log: assert_exact_sum(lake, "enterprise", Decimal(NEAR_MAX_AMOUNT) * 500, 500),
+    ),
     # Usage: exit 2, before Spark reads anything
-    Case("as_of_after_the_run_date_is_a_usage_error",
-         lambda lake: ["--as-of", "2026-11-26"], USAGE, "is after the run date", False),
-    Case("malformed_as_of_is_a_usage_error",
-         lambda lake: ["--as-of", "2026-13-45"], USAGE, "is not a date", False),
-    Case("unknown_config_key_is_a_usage_error",
-         lambda lake: lake.config_file("rules:\n  revenue_status: [completed]\n"), USAGE,
-         "unknown key 'rules.revenue_status'", False),
-    Case("wrongly_typed_config_value_is_a_usage_error",
-         lambda lake: lake.config_file("quality:\n  freshness_max_age_hours: soon\n"), USAGE,
-         "'quality.freshness_max_age_hours' must be float", False),
+    Case(
+        "as_of_after_the_run_date_is_a_usage_error",
+        lambda lake: ["--as-of", "2026-11-26"],
+        USAGE,
+        "is after the run date",
+        False,
+    ),
+    Case("malformed_as_of_is_a_usage_error", lambda lake: ["--as-of", "2026-13-45"], USAGE, "is not a date", False),
+    Case(
+        "unknown_config_key_is_a_usage_error",
+        lambda lake: lake.config_file("rules:\n  revenue_status: [completed]\n"),
+        USAGE,
+        "unknown key 'rules.revenue_status'",
+        False,
+    ),
+    Case(
+        "wrongly_typed_config_value_is_a_usage_error",
+        lambda lake: lake.config_file("quality:\n  freshness_max_age_hours: soon\n"),
+        USAGE,
+        "'quality.freshness_max_age_hours' must be float",
+        False,
+    ),
 ]
 
 # Five versions of D1 share updated_at and _ingested_at; each loser differs from the winner in the
 # one tie-break column named beside it, so dropping any tie-break leaves the choice to file order.
-_TIED = dict(updated_at="2026-11-21 00:00:00", ingested_at=FRESH)
+_TIED = {"updated_at": "2026-11-21 00:00:00", "ingested_at": FRESH}
 TIED_VERSIONS = [
     order("D1", "C1", "2026-11-20 11:00:00", status="fulfilled", amount="30.00", **_TIED),  # status ascending
     order("D1", "C1", "2026-11-20 11:00:00", status="completed", amount="20.00", **_TIED),  # amount descending
@@ -156,8 +235,18 @@ class Lake:
         self.raw_orders, self.raw_customers = str(root / "raw_orders"), str(root / "raw_customers")
 
     def argv(self) -> list[str]:
-        return ["--raw-orders", self.raw_orders, "--raw-customers", self.raw_customers,
-                "--output-dir", str(self.root / "out"), "--as-of", AS_OF, "--run-timestamp", RUN_TIMESTAMP]
+        return [
+            "--raw-orders",
+            self.raw_orders,
+            "--raw-customers",
+            self.raw_customers,
+            "--output-dir",
+            str(self.root / "out"),
+            "--as-of",
+            AS_OF,
+            "--run-timestamp",
+            RUN_TIMESTAMP,
+        ]
 
     def write_orders(self, rows: list[tuple]) -> None:
         self._overwrite(self.spark.createDataFrame(rows, ORDERS_SCHEMA), self.raw_orders)
@@ -174,7 +263,7 @@ class Lake:
         return ["--config", str(path)]
 
     def version(self, table: str) -> int | None:
-        return io.version_of(self.spark, Location(path=str(self.root / "out" / table)))
+        return delta_log.version_of(self.spark, Location(path=str(self.root / "out" / table)))
 
     def versions(self) -> dict[str, int | None]:
         return {table: self.version(table) for table in tables.OUTPUTS}
@@ -190,8 +279,16 @@ class Lake:
 
 def good_orders(n: int, customer_id: str | None = None, amount: str = "10.00", ingested_at: str = FRESH):
     """n completed orders in the report window (1-24 Nov), alternating C1/C2 unless one is given."""
-    return [order(f"G{i:03d}", customer_id or ("C1", "C2")[i % 2], f"2026-11-{1 + i % 24:02d} 10:00:00",
-                  amount=amount, ingested_at=ingested_at) for i in range(n)]
+    return [
+        order(
+            f"G{i:03d}",
+            customer_id or ("C1", "C2")[i % 2],
+            f"2026-11-{1 + i % 24:02d} 10:00:00",
+            amount=amount,
+            ingested_at=ingested_at,
+        )
+        for i in range(n)
+    ]
 
 
 def good_ids(n: int) -> set[str]:
@@ -267,8 +364,9 @@ def report(lake: Lake) -> DataFrame:
 
 def assert_quarantined(lake: Lake, log: str, expected: tuple) -> None:
     """One bad revenue order among 150 good ones: quarantined, not in the mart, a WARN line."""
-    quarantine = lake.read(tables.QUARANTINE).select(
-        "order_id", F.col("amount").cast("string"), "quarantine_reason").collect()
+    quarantine = (
+        lake.read(tables.QUARANTINE).select("order_id", F.col("amount").cast("string"), "quarantine_reason").collect()
+    )
     assert [tuple(row) for row in quarantine] == [expected]
     assert {row["order_id"] for row in lake.read(tables.MART).select("order_id").collect()} == good_ids(150)
     assert re.search(r"check WARN +\[Warning\] quarantine_orders: .*1 of 151 revenue orders quarantined", log), log
@@ -280,8 +378,12 @@ def assert_mart_ids_and_empty_quarantine(lake: Lake, ids: set[str]) -> None:
 
 
 def assert_tie_winner(lake: Lake) -> None:
-    chosen = lake.read(tables.MART).where("order_id = 'D1'").select(
-        "order_id", "customer_id", F.col("order_ts").cast("string"), "status", "revenue").collect()
+    chosen = (
+        lake.read(tables.MART)
+        .where("order_id = 'D1'")
+        .select("order_id", "customer_id", F.col("order_ts").cast("string"), "status", "revenue")
+        .collect()
+    )
     assert [tuple(row) for row in chosen] == [TIE_WINNER]
 
 
@@ -289,8 +391,9 @@ def assert_segments(lake: Lake, revenue_by_segment: dict[str, Decimal]) -> None:
     assert len(LONG_SEGMENT.lower()) == 10_000
     mart_segments = {row[0] for row in lake.read(tables.MART).select("customer_segment").distinct().collect()}
     assert mart_segments == set(revenue_by_segment)
-    assert {row[0]: row[1] for row in report(lake).select("customer_segment", "revenue").collect()} == \
-        revenue_by_segment
+    assert {
+        row[0]: row[1] for row in report(lake).select("customer_segment", "revenue").collect()
+    } == revenue_by_segment
 
 
 def assert_exact_sum(lake: Lake, segment: str, total: Decimal, orders: int) -> None:

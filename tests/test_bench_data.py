@@ -5,6 +5,7 @@ quietly produced time-ordered ids or sorted files would flatter every number mea
 """
 
 import datetime as dt
+import itertools
 import sys
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import raw_data  # noqa: E402
+import raw_data
 
-from growth_revenue import tables  # noqa: E402
+from growth_revenue import tables
 
 AS_OF = dt.date(2026, 11, 25)
 pytestmark = pytest.mark.slow  # the bench's own data: checked on the default line only
@@ -39,15 +40,20 @@ def test_random_order_ids_look_like_uuids_and_are_unrelated_to_order_time(spark,
     ids = [row.order_id for row in orders.orderBy("order_ts").limit(2000).collect()]
     assert all(len(i) == 36 and [len(part) for part in i.split("-")] == [8, 4, 4, 4, 12] for i in ids)
     # In time order the ids rise about as often as they fall (sequential ids always rise).
-    rises = sum(a < b for a, b in zip(ids, ids[1:]))
+    rises = sum(a < b for a, b in itertools.pairwise(ids))
     assert 0.4 < rises / (len(ids) - 1) < 0.6
 
 
 def test_random_history_is_one_commit_whose_files_each_span_every_ingestion_time(spark, random_raw):
     path = str(random_raw.history / tables.RAW_ORDERS)
     assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count() == 1
-    spans = (spark.read.format("delta").load(path).groupBy(F.input_file_name())
-             .agg(F.min("_ingested_at").alias("first"), F.max("_ingested_at").alias("last")).collect())
+    spans = (
+        spark.read.format("delta")
+        .load(path)
+        .groupBy(F.input_file_name())
+        .agg(F.min("_ingested_at").alias("first"), F.max("_ingested_at").alias("last"))
+        .collect()
+    )
     first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
     # Each file covers almost the whole history's landing times, so min/max statistics skip none.
     assert len(spans) > 4 and all((r["last"] - r["first"]) / (last - first) > 0.9 for r in spans)
@@ -55,8 +61,11 @@ def test_random_history_is_one_commit_whose_files_each_span_every_ingestion_time
 
 def test_random_new_day_changes_orders_of_any_age(spark, random_raw):
     nightly = _orders(spark, random_raw.nightly)
-    changed = (nightly.groupBy("order_id").agg(F.min("order_ts").alias("placed"), F.max("_ingested_at").alias("at"))
-               .where(F.col("at") > dt.datetime(2026, 11, 24, 6, tzinfo=dt.timezone.utc))
-               .where(F.col("placed") < dt.datetime(2026, 11, 14, tzinfo=dt.timezone.utc)))
+    changed = (
+        nightly.groupBy("order_id")
+        .agg(F.min("order_ts").alias("placed"), F.max("_ingested_at").alias("at"))
+        .where(F.col("at") > dt.datetime(2026, 11, 24, 6, tzinfo=dt.timezone.utc))
+        .where(F.col("placed") < dt.datetime(2026, 11, 14, tzinfo=dt.timezone.utc))
+    )
     ages = [(AS_OF - row.placed.date()).days for row in changed.collect()]
     assert len(ages) > 4 and max(ages) > 60  # the sequential shape never goes past 8 weeks

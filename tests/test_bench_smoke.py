@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from demo import ROOT, job_env, small_job_config
 
 SCENARIO_ROWS = (
@@ -27,10 +26,28 @@ SCENARIO_ROWS = (
 @pytest.mark.slow
 def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
     doc, results = tmp_path / "benchmarks.md", tmp_path / "results"
-    command = [sys.executable, str(ROOT / "bench" / "bench_nightly.py"),
-               "--orders", "3000", "--customers", "300", "--days", "40", "--repeat", "1", "--driver-memory", "1g",
-               "--config", str(small_job_config(tmp_path / "job.yaml")), "--out", str(tmp_path / "bench"),
-               "--results", str(results), "--doc", str(doc)]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "bench_nightly.py"),
+        "--orders",
+        "3000",
+        "--customers",
+        "300",
+        "--days",
+        "40",
+        "--repeat",
+        "1",
+        "--driver-memory",
+        "1g",
+        "--config",
+        str(small_job_config(tmp_path / "job.yaml")),
+        "--out",
+        str(tmp_path / "bench"),
+        "--results",
+        str(results),
+        "--doc",
+        str(doc),
+    ]
     completed = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=900)
 
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -45,11 +62,20 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
         row = next((line for line in text.splitlines() if line.startswith(label)), None)
         assert row is not None and "FAILED" not in row, f"{label}: {row}"
     assert "DuckDB's report matches the job's: yes" in text
-    assert "Random-key shape: every incremental nightly's report and mart row count equal the full rebuild's: yes" \
-        in text
+    assert (
+        "Random-key shape: every incremental nightly's report and mart row count equal the full rebuild's: yes" in text
+    )
     stored = json.loads(next(results.glob("*.json")).read_text())
-    assert set(stored["scenarios"]) == {"full", "incremental", "incremental30", "report", "naive", "duckdb",
-                                        "full_random", "incremental_random"}
+    assert set(stored["scenarios"]) == {
+        "full",
+        "incremental",
+        "incremental30",
+        "report",
+        "naive",
+        "duckdb",
+        "full_random",
+        "incremental_random",
+    }
     assert set(stored["data"]) == {"40", "30", "40-random"}
     # The job's own per-stage record, stored per run and rendered as the step table.
     nightly = stored["scenarios"]["incremental"]["runs"][0]

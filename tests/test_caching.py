@@ -25,8 +25,14 @@ def test_leaving_the_scope_uncaches_every_frame_newest_first():
     with CacheScope() as caches:
         for name in ("profiles", "counted", "report"):
             caches.persist(Frame(name, log))
-    assert log == ["persist profiles", "persist counted", "persist report",
-                   "unpersist report", "unpersist counted", "unpersist profiles"]
+    assert log == [
+        "persist profiles",
+        "persist counted",
+        "persist report",
+        "unpersist report",
+        "unpersist counted",
+        "unpersist profiles",
+    ]
 
 
 def test_released_frames_go_at_once_newest_first_and_not_again_at_the_end():
@@ -34,7 +40,8 @@ def test_released_frames_go_at_once_newest_first_and_not_again_at_the_end():
     with CacheScope() as caches:
         _profiles, current, staged, _changes, report = (
             caches.persist(Frame(name, log), reads="mart" if name in ("current", "staged") else None)
-            for name in ("profiles", "current", "staged", "changes", "report"))
+            for name in ("profiles", "current", "staged", "changes", "report")
+        )
         assert caches.reading("mart") == (staged, current)
         log.clear()
         caches.release(current, report, staged)  # in any order

@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from chispa import assert_df_equality
@@ -35,8 +36,8 @@ from delta.exceptions import ConcurrentAppendException
 from demo import AS_OF, LANDED_UNTIL, ROOT, expected_mart, job_env, small_job_config
 from pyspark.sql import functions as F
 
-from growth_revenue import cli, io, metrics, sample_data, tables, transforms
-from growth_revenue.io import Location
+from growth_revenue import cli, delta_log, metrics, sample_data, tables, transforms, writing
+from growth_revenue.locations import Location
 from growth_revenue.metrics import MetricsRepository, published_metrics, to_deequ_json
 from growth_revenue.sample_data import ORDERS_SCHEMA
 
@@ -67,9 +68,20 @@ class World:
 
     def argv(self, out: Path, as_of: dt.date = D) -> list[str]:
         raw_orders = self.root / ("raw_d1" if as_of == D1 else "raw") / tables.RAW_ORDERS
-        return ["--config", str(self.config_file), "--raw-orders", str(raw_orders),
-                "--raw-customers", str(self.root / "raw" / tables.RAW_CUSTOMERS),
-                "--output-dir", str(out), "--as-of", str(as_of), "--run-timestamp", NIGHTLY[as_of]]
+        return [
+            "--config",
+            str(self.config_file),
+            "--raw-orders",
+            str(raw_orders),
+            "--raw-customers",
+            str(self.root / "raw" / tables.RAW_CUSTOMERS),
+            "--output-dir",
+            str(out),
+            "--as-of",
+            str(as_of),
+            "--run-timestamp",
+            NIGHTLY[as_of],
+        ]
 
     def copy_of_base(self, directory: Path) -> Path:
         return Path(shutil.copytree(self.base, directory / "out"))
@@ -84,31 +96,53 @@ def world(request, spark, config, tmp_path_factory) -> World:
     then checks its own case.
     """
     root = tmp_path_factory.mktemp("crash")
-    world = World(root, small_job_config(root / "job.yaml"), root / "base", root / "expected",
-                  config.rules.report_window_days)
+    world = World(
+        root, small_job_config(root / "job.yaml"), root / "base", root / "expected", config.rules.report_window_days
+    )
     # demo.write_raw's data with 8 days of history instead of 75: ~10 order_date partitions, so
     # every mart write (and every run) is quicker.
-    sample_data.write_lakehouse(spark, str(root / "raw"), D, orders=600, customers=60, ingested_until=LANDED_UNTIL,
-                                history_days=8)
+    sample_data.write_lakehouse(
+        spark, str(root / "raw"), D, orders=600, customers=60, ingested_until=LANDED_UNTIL, history_days=8
+    )
     raw_orders = root / "raw" / tables.RAW_ORDERS
     landed = spark.read.format("delta").load(str(raw_orders))
     landed.where(F.col("_ingested_at") <= F.lit(D1_LANDED_UNTIL)).write.format("delta").save(
-        str(root / "raw_d1" / tables.RAW_ORDERS))
+        str(root / "raw_d1" / tables.RAW_ORDERS)
+    )
     assert cli.main_in_session(spark, world.argv(world.base, D1)) == 0
 
     # What landed for D besides the generator's later rows: a cancellation of an order counted in
     # D-1's window (so D-1's snapshot cannot be recomputed from the new mart) and an order
     # without an amount (quarantined).
     start, end = transforms.report_window(D1, world.window_days)
-    settled = landed.groupBy("order_id").agg(F.max("_ingested_at").alias("last")).where(
-        F.col("last") <= F.lit(D1_LANDED_UNTIL))
-    counted = (read(spark, world.base, tables.MART).where(F.col("order_date").between(start, end))
-               .join(settled, "order_id").orderBy("order_id").first())
+    settled = (
+        landed.groupBy("order_id")
+        .agg(F.max("_ingested_at").alias("last"))
+        .where(F.col("last") <= F.lit(D1_LANDED_UNTIL))
+    )
+    counted = (
+        read(spark, world.base, tables.MART)
+        .where(F.col("order_date").between(start, end))
+        .join(settled, "order_id")
+        .orderBy("order_id")
+        .first()
+    )
     late = dt.datetime(2026, 11, 25, 5, tzinfo=dt.timezone.utc)
-    spark.createDataFrame([
-        (counted["order_id"], counted["customer_id"], counted["order_ts"], "cancelled", counted["revenue"], late, late),
-        ("O9999999", None, dt.datetime(2026, 11, 24, 20, tzinfo=dt.timezone.utc), "completed", None, late, late),
-    ], ORDERS_SCHEMA).write.format("delta").mode("append").save(str(raw_orders))
+    spark.createDataFrame(
+        [
+            (
+                counted["order_id"],
+                counted["customer_id"],
+                counted["order_ts"],
+                "cancelled",
+                counted["revenue"],
+                late,
+                late,
+            ),
+            ("O9999999", None, dt.datetime(2026, 11, 24, 20, tzinfo=dt.timezone.utc), "completed", None, late, late),
+        ],
+        ORDERS_SCHEMA,
+    ).write.format("delta").mode("append").save(str(raw_orders))
 
     world.background = Background(world, selected_cases(request))
     request.addfinalizer(world.background.stop)
@@ -124,7 +158,8 @@ def world(request, spark, config, tmp_path_factory) -> World:
     d1_snapshot = read(spark, world.base, tables.REPORT).where(F.col("as_of_date") == F.lit(D1))
     recomputed = transforms.revenue_by_segment(new_mart, D1, world.window_days, dt.datetime.now(), "")
     assert content(recomputed) != content(d1_snapshot), (
-        "D-1's snapshot must not be reproducible from the new mart, or checking mart_version proves nothing")
+        "D-1's snapshot must not be reproducible from the new mart, or checking mart_version proves nothing"
+    )
     return world
 
 
@@ -145,8 +180,14 @@ def outputs(spark, out: Path) -> dict:
 
 
 def state_of(world: World, found: dict) -> dict[str, str]:
-    return {output: "old" if found[output] == world.old[output] else "new" if found[output] == world.new[output]
-            else "neither" for output in PUBLISHED_IN_ORDER}
+    return {
+        output: "old"
+        if found[output] == world.old[output]
+        else "new"
+        if found[output] == world.new[output]
+        else "neither"
+        for output in PUBLISHED_IN_ORDER
+    }
 
 
 def assert_each_report_snapshot_names_the_mart_version_it_was_computed_from(spark, out: Path, window_days: int):
@@ -158,12 +199,14 @@ def assert_each_report_snapshot_names_the_mart_version_it_was_computed_from(spar
         mart_then = spark.read.format("delta").option("versionAsOf", versions[0]).load(str(out / tables.MART))
         recomputed = transforms.revenue_by_segment(mart_then, as_of, window_days, dt.datetime.now(), "recomputed")
         assert content(recomputed) == content(snapshot), (
-            f"snapshot {as_of} was not computed from {tables.MART} version {versions[0]}")
+            f"snapshot {as_of} was not computed from {tables.MART} version {versions[0]}"
+        )
 
 
 def assert_same(actual, expected):
-    assert_df_equality(actual.drop(*RUN_COLUMNS), expected.drop(*RUN_COLUMNS), ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(
+        actual.drop(*RUN_COLUMNS), expected.drop(*RUN_COLUMNS), ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def assert_converged(spark, world: World, out: Path):
@@ -178,12 +221,19 @@ def assert_converged(spark, world: World, out: Path):
 class Job:
     """`python -m growth_revenue.cli` in its own process group (the driver and its JVM), log read live."""
 
-    started: list[Job] = []  # every job of this module, so none outlives it
+    started: ClassVar[list[Job]] = []  # every job of this module, so none outlives it
 
     def __init__(self, argv: list[str]):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "growth_revenue.cli", *argv], cwd=ROOT, env=job_env(), text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "growth_revenue.cli", *argv],
+            cwd=ROOT,
+            env=job_env(),
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._arrived: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -247,8 +297,13 @@ class KillPoint:
 
 KILL_POINTS = [
     KillPoint("during-mart-write", rf"publishing {tables.MART} to", (100, 600), 1),
-    KillPoint("between-mart-and-report", rf"wrote \S+/{tables.MART}: ", (0, 0), 2,
-              still_old=(tables.REPORT, tables.DQ_RESULTS, METRICS)),
+    KillPoint(
+        "between-mart-and-report",
+        rf"wrote \S+/{tables.MART}: ",
+        (0, 0),
+        2,
+        still_old=(tables.REPORT, tables.DQ_RESULTS, METRICS),
+    ),
     KillPoint("during-report-write", rf"publishing {tables.REPORT} to", (100, 600), 3),
     KillPoint("during-dq-write", rf"publishing {tables.DQ_RESULTS} to", (100, 600), 4),
     KillPoint("during-metrics-save", rf"wrote \S+/{tables.DQ_RESULTS}: ", (0, 30), 5),
@@ -317,8 +372,12 @@ class Background:
     def __init__(self, world: World, cases: list[str]):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="crash-case")
         points = {point.name: point for point in KILL_POINTS}
-        self._futures = {case: self._pool.submit(run_two_at_once, world) if case == CONCURRENT
-                         else self._pool.submit(kill_at, world, points[case]) for case in cases}
+        self._futures = {
+            case: self._pool.submit(run_two_at_once, world)
+            if case == CONCURRENT
+            else self._pool.submit(kill_at, world, points[case])
+            for case in cases
+        }
 
     def result(self, case: str):
         return self._futures[case].result(timeout=3 * JOB_TIMEOUT)
@@ -350,7 +409,7 @@ def _conflict():
 
 def test_a_conflict_on_the_mart_write_is_retried_and_the_run_publishes(spark, world, tmp_path, monkeypatch, capsys):
     out = world.copy_of_base(tmp_path)
-    real_overwrite, mart_writes = io.overwrite, []
+    real_overwrite, mart_writes = writing.overwrite, []
 
     def conflicting_once(df, location, *args, **kwargs):
         if location.path.endswith(tables.MART):
@@ -359,7 +418,7 @@ def test_a_conflict_on_the_mart_write_is_retried_and_the_run_publishes(spark, wo
                 raise _conflict()
         return real_overwrite(df, location, *args, **kwargs)
 
-    monkeypatch.setattr(io, "overwrite", conflicting_once)
+    monkeypatch.setattr(writing, "overwrite", conflicting_once)
     cli.configure_logging()
     assert cli.execute(spark, *_without_backoff(world, out)) == 0
 
@@ -371,27 +430,33 @@ def test_a_conflict_on_the_mart_write_is_retried_and_the_run_publishes(spark, wo
 
 
 def test_a_report_write_conflicting_on_every_attempt_exits_4_and_keeps_the_previous_report(
-        spark, world, tmp_path, monkeypatch, capsys):
+    spark, world, tmp_path, monkeypatch, capsys
+):
     out = world.copy_of_base(tmp_path)
-    report_before = io.version_of(spark, Location(path=str(out / tables.REPORT)))
+    report_before = delta_log.version_of(spark, Location(path=str(out / tables.REPORT)))
     report_writes = []
 
     def always_conflicting(df, location, *args, **kwargs):
         report_writes.append(location)
         raise _conflict()
 
-    monkeypatch.setattr(io, "replace_where", always_conflicting)
+    monkeypatch.setattr(writing, "replace_where", always_conflicting)
     cli.configure_logging()
     assert cli.execute(spark, *_without_backoff(world, out)) == 4
 
     assert len(report_writes) == 4  # the first attempt and 3 retries
     log = capsys.readouterr().err
     assert re.search(rf"conflict: \S+/{tables.REPORT}: another run changed the table .* retried 3 time\(s\)", log)
-    assert io.version_of(spark, Location(path=str(out / tables.REPORT))) == report_before
+    assert delta_log.version_of(spark, Location(path=str(out / tables.REPORT))) == report_before
     # The mart went ahead; the report, the check results and the metrics are as they were, and
     # the report still names the mart version it was computed from.
-    assert state_of(world, outputs(spark, out)) == {tables.MART: "new", tables.QUARANTINE: "new",
-                                                    tables.REPORT: "old", tables.DQ_RESULTS: "old", METRICS: "old"}
+    assert state_of(world, outputs(spark, out)) == {
+        tables.MART: "new",
+        tables.QUARANTINE: "new",
+        tables.REPORT: "old",
+        tables.DQ_RESULTS: "old",
+        METRICS: "old",
+    }
     assert_each_report_snapshot_names_the_mart_version_it_was_computed_from(spark, out, world.window_days)
 
 
@@ -436,7 +501,7 @@ def test_a_run_killed_while_publishing_leaves_each_output_complete_and_a_rerun_c
     # A plain rerun publishes what an uninterrupted run does.
     assert cli.main_in_session(spark, world.argv(out)) == 0
     assert_converged(spark, world, out)
-    mart_version = io.version_of(spark, Location(path=str(out / tables.MART)))
+    mart_version = delta_log.version_of(spark, Location(path=str(out / tables.MART)))
     snapshot = read(spark, out, tables.REPORT).where(F.col("as_of_date") == F.lit(D))
     assert {row[0] for row in snapshot.select("mart_version").distinct().collect()} == {mart_version}
     history = MetricsRepository(spark, str(out / tables.METRICS_REPOSITORY)).load()
@@ -453,7 +518,7 @@ def test_two_runs_of_the_same_as_of_at_once_end_published_or_retried_and_leave_o
     out = runs.out
     conflicts = [line.strip() for job in runs.jobs for line in job.lines if "another run committed first" in line]
     print("\n".join([f"exit codes {runs.exit_codes}", *conflicts]))
-    for code, job in zip(runs.exit_codes, runs.jobs):
+    for code, job in zip(runs.exit_codes, runs.jobs, strict=True):
         assert code == 0 or (code == 4 and "retried" in job.log), f"exit {code}:\n{job.log[-3000:]}"
     published = {m.group(1) for job in runs.jobs for m in re.finditer(r"run (\S+): published, exit 0", job.log)}
 
@@ -467,8 +532,9 @@ def test_two_runs_of_the_same_as_of_at_once_end_published_or_retried_and_leave_o
 
     mart = read(spark, out, tables.MART)
     assert mart.groupBy("order_id").count().where("count > 1").count() == 0
-    assert_df_equality(mart, expected_mart(spark, world.root, config.rules), ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(
+        mart, expected_mart(spark, world.root, config.rules), ignore_row_order=True, ignore_nullable=True
+    )
     assert MetricsRepository(spark, str(out / tables.METRICS_REPOSITORY)).load() == world.new[METRICS]
 
 

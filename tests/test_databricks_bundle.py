@@ -21,16 +21,16 @@ from email.parser import Parser
 from types import SimpleNamespace
 
 import pytest
+from bundle import ROOT, BundleError, User, job_settings, resolve, targets
 from databricks.sdk.service.jobs import JobSettings
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from bundle import ROOT, BundleError, User, job_settings, resolve, targets
 from growth_revenue import jars
 from growth_revenue.config import load_config
-from growth_revenue.io import Location
 from growth_revenue.launch import base_conf
+from growth_revenue.locations import Location
 from growth_revenue.session import get_spark, stop_spark
 
 JOB = "growth_revenue_nightly"
@@ -107,8 +107,11 @@ def test_job_definition_loads_into_the_sdk_job_settings_without_loss(target):
 def test_schedule_is_07_00_utc_daily_paused_in_dev_unpaused_in_prod(target):
     _, job = nightly(target)
     pause_status = {"development": "PAUSED", "production": "UNPAUSED"}[mode(target)]
-    assert job["schedule"] == {"quartz_cron_expression": "0 0 7 * * ?", "timezone_id": "UTC",
-                               "pause_status": pause_status}
+    assert job["schedule"] == {
+        "quartz_cron_expression": "0 0 7 * * ?",
+        "timezone_id": "UTC",
+        "pause_status": pause_status,
+    }
 
 
 def test_dev_is_a_personal_copy_and_prod_one_copy_run_as_the_service_principal():
@@ -120,7 +123,9 @@ def test_dev_is_a_personal_copy_and_prod_one_copy_run_as_the_service_principal()
     prod_config, prod = nightly("prod")
     assert prod["name"] == JOB
     assert prod["run_as"] == {"service_principal_name": PRINCIPAL.user_name}
-    assert prod_config["workspace"]["root_path"] == f"/Workspace/Users/{PRINCIPAL.user_name}/.bundle/growth_revenue/prod"
+    assert (
+        prod_config["workspace"]["root_path"] == f"/Workspace/Users/{PRINCIPAL.user_name}/.bundle/growth_revenue/prod"
+    )
     # A person who deploys prod names the principal and gets the very same job, in the same place.
     _, by_hand = nightly("prod", DEVELOPER, job_identity=PRINCIPAL.user_name)
     assert by_hand == prod
@@ -131,7 +136,8 @@ def test_another_line_is_a_second_dev_copy_but_the_same_one_prod_job(line):
     dev_config, dev = nightly(target_for(line, "development"))
     assert dev["name"] == "[dev dana_engineer] growth_revenue_nightly"
     assert dev_config["workspace"]["root_path"] == (
-        f"/Workspace/Users/{DEVELOPER.user_name}/.bundle/growth_revenue/{target_for(line, 'development')}")
+        f"/Workspace/Users/{DEVELOPER.user_name}/.bundle/growth_revenue/{target_for(line, 'development')}"
+    )
 
     # Same folder (so the same deployment state): deploying it moves the prod job to the line, it never
     # schedules a second job on the same tables.
@@ -140,8 +146,9 @@ def test_another_line_is_a_second_dev_copy_but_the_same_one_prod_job(line):
     assert other_config["workspace"]["root_path"] == prod_config["workspace"]["root_path"]
     assert other_config["workspace"]["state_path"] == prod_config["workspace"]["state_path"]
     line_specific = {"job_clusters", "tasks"}
-    assert {key: value for key, value in other.items() if key not in line_specific} == \
-           {key: value for key, value in prod.items() if key not in line_specific}
+    assert {key: value for key, value in other.items() if key not in line_specific} == {
+        key: value for key, value in prod.items() if key not in line_specific
+    }
 
 
 @pytest.mark.parametrize("target_mode", MODES)
@@ -192,8 +199,9 @@ def test_task_libraries_are_the_bundle_wheel_and_the_lines_deequ_jar_of_jars_py(
     wheel, deequ = task["libraries"]
     assert artifact["type"] == "whl"
     assert wheel == {"whl": os.path.normpath(os.path.join(artifact["path"], "dist", "*.whl"))}
-    assert deequ == {"maven": {"coordinates": jars.line(line).deequ_package,
-                               "exclusions": list(jars.EXCLUDED_PACKAGES)}}
+    assert deequ == {
+        "maven": {"coordinates": jars.line(line).deequ_package, "exclusions": list(jars.EXCLUDED_PACKAGES)}
+    }
     # The wheel is built with the venv set up for the line (make venv SPARK_LINE=<line>).
     assert artifact["build"] == f".venv-{line}/bin/python -m build --wheel"
 
@@ -212,20 +220,28 @@ def test_databricks_config_loads_and_names_unity_catalog_tables():
 
 
 def test_on_databricks_get_spark_reuses_the_running_session_without_packages_or_master(
-        spark, config, monkeypatch, tmp_path):
+    spark, config, monkeypatch, tmp_path
+):
     # An Ivy cache where set-up recorded Deequ as resolved: a local session would load it, a cluster's must not.
     ivy = jars.ivy_dir(tmp_path / "ivy", jars.installed_line())
     ivy.mkdir(parents=True)
     (ivy / jars.RECORD).write_text(json.dumps({"deequ_resolved": True}))
-    settings = dataclasses.replace(config.spark, app_name="not_this_name", master="spark://not-this-master:7077",
-                                   ivy_dir=str(tmp_path / "ivy"), shuffle_partitions=3)
+    settings = dataclasses.replace(
+        config.spark,
+        app_name="not_this_name",
+        master="spark://not-this-master:7077",
+        ivy_dir=str(tmp_path / "ivy"),
+        shuffle_partitions=3,
+    )
     launcher_owned = ["spark.master", "spark.app.name", "spark.jars.packages", "spark.jars.ivy", "spark.jars.excludes"]
     runtime = [*base_conf(settings), "spark.sql.session.timeZone"]
     before = {key: spark.conf.get(key, None) for key in launcher_owned + runtime}
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "18.x")
     try:
         assert get_spark(settings) is spark
-        assert {key: spark.conf.get(key, None) for key in launcher_owned} == {key: before[key] for key in launcher_owned}
+        assert {key: spark.conf.get(key, None) for key in launcher_owned} == {
+            key: before[key] for key in launcher_owned
+        }
         # The settings a cluster does not carry are still put on its session.
         assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
         assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
@@ -288,8 +304,9 @@ def bundle_build(tmp_path_factory):
     shutil.copytree(ROOT / "lib", project / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     venv = f".venv-{config['variables']['spark_line']['value']['name']}"
     (project / venv).symlink_to(ROOT / venv)
-    done = subprocess.run(["bash", "-c", artifact["build"]], cwd=project / artifact["path"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", "-c", artifact["build"]], cwd=project / artifact["path"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return config, project
 
@@ -305,8 +322,11 @@ def wheel(bundle_build):
 def site(wheel, tmp_path_factory):
     """The wheel alone, installed into an empty directory."""
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
     return target
 
 
@@ -315,9 +335,14 @@ def run_wheel_task(site, *parameters):
     wheel_task = task["python_wheel_task"]
     env = {key: value for key, value in os.environ.items() if key != "DATABRICKS_RUNTIME_VERSION"}
     env["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-c", RUN_WHEEL_TASK, wheel_task["package_name"],
-                           wheel_task["entry_point"], *parameters],
-                          cwd=site.parent, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_WHEEL_TASK, wheel_task["package_name"], wheel_task["entry_point"], *parameters],
+        cwd=site.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def wheel_file(wheel, name):

@@ -20,9 +20,9 @@ from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from pyspark.sql import functions as F
 from rows import customer, order, ts
 
-from growth_revenue import incremental, io, pipeline, quality, tables, transforms
+from growth_revenue import mart_state, matching, pipeline, quality, sparkutil, tables, transforms
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
@@ -125,29 +125,44 @@ def raw_rows():
 def write_with_delta_rs(root: Path, orders, customers) -> None:
     """The raw tables as another engine writes them (Parquet INT64 microsecond timestamps)."""
     stamp = pa.timestamp("us", tz="UTC")
-    columns = list(zip(*orders))
-    write_deltalake(str(root / tables.RAW_ORDERS), pa.table({
-        "order_id": pa.array(columns[0], pa.string()),
-        "customer_id": pa.array(columns[1], pa.string()),
-        "order_ts": pa.array(columns[2], stamp),
-        "status": pa.array(columns[3], pa.string()),
-        "amount": pa.array(columns[4], pa.decimal128(18, 2)),
-        "updated_at": pa.array(columns[5], stamp),
-        "_ingested_at": pa.array(columns[6], stamp),
-    }))
-    columns = list(zip(*customers))
-    write_deltalake(str(root / tables.RAW_CUSTOMERS), pa.table({
-        "customer_id": pa.array(columns[0], pa.string()),
-        "email": pa.array(columns[1], pa.string()),
-        "customer_segment": pa.array(columns[2], pa.string()),
-        "is_test_user": pa.array(columns[3], pa.bool_()),
-        "updated_at": pa.array(columns[4], stamp),
-    }))
+    columns = list(zip(*orders, strict=True))
+    write_deltalake(
+        str(root / tables.RAW_ORDERS),
+        pa.table(
+            {
+                "order_id": pa.array(columns[0], pa.string()),
+                "customer_id": pa.array(columns[1], pa.string()),
+                "order_ts": pa.array(columns[2], stamp),
+                "status": pa.array(columns[3], pa.string()),
+                "amount": pa.array(columns[4], pa.decimal128(18, 2)),
+                "updated_at": pa.array(columns[5], stamp),
+                "_ingested_at": pa.array(columns[6], stamp),
+            }
+        ),
+    )
+    columns = list(zip(*customers, strict=True))
+    write_deltalake(
+        str(root / tables.RAW_CUSTOMERS),
+        pa.table(
+            {
+                "customer_id": pa.array(columns[0], pa.string()),
+                "email": pa.array(columns[1], pa.string()),
+                "customer_segment": pa.array(columns[2], pa.string()),
+                "is_test_user": pa.array(columns[3], pa.bool_()),
+                "updated_at": pa.array(columns[4], stamp),
+            }
+        ),
+    )
 
 
 def request_for(root: Path, run_timestamp=NIGHTLY, as_of=AS_OF) -> RunRequest:
-    return RunRequest(as_of, run_timestamp, Location(path=str(root / tables.RAW_ORDERS)),
-                      Location(path=str(root / tables.RAW_CUSTOMERS)), Location(path=str(root / "out")))
+    return RunRequest(
+        as_of,
+        run_timestamp,
+        Location(path=str(root / tables.RAW_ORDERS)),
+        Location(path=str(root / tables.RAW_CUSTOMERS)),
+        Location(path=str(root / "out")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +183,11 @@ def case_id(value) -> str:
     return ascii(value)
 
 
-@pytest.mark.parametrize(("i", "email", "is_test"), [(i, *case) for i, case in enumerate(EMAILS)],
-                         ids=[case_id(email) for email, _ in EMAILS])
+@pytest.mark.parametrize(
+    ("i", "email", "is_test"),
+    [(i, *case) for i, case in enumerate(EMAILS)],
+    ids=[case_id(email) for email, _ in EMAILS],
+)
 @pytest.mark.slow
 def test_a_test_users_order_never_reaches_the_mart_whatever_the_padding_of_the_e_mail(published, i, email, is_test):
     _, _, mart, quarantine = published
@@ -177,8 +195,11 @@ def test_a_test_users_order_never_reaches_the_mart_whatever_the_padding_of_the_e
     assert f"OE{i:02}" not in quarantine
 
 
-@pytest.mark.parametrize(("i", "status", "is_revenue"), [(i, *case) for i, case in enumerate(STATUSES)],
-                         ids=[case_id(status) for status, _ in STATUSES])
+@pytest.mark.parametrize(
+    ("i", "status", "is_revenue"),
+    [(i, *case) for i, case in enumerate(STATUSES)],
+    ids=[case_id(status) for status, _ in STATUSES],
+)
 @pytest.mark.slow
 def test_a_padded_revenue_status_is_counted(published, i, status, is_revenue):
     _, _, mart, _ = published
@@ -187,19 +208,22 @@ def test_a_padded_revenue_status_is_counted(published, i, status, is_revenue):
         assert mart[f"OS{i:02}"]["status"] == status  # the mart shows the status as it arrived
 
 
-@pytest.mark.parametrize(("i", "segment", "expected"), [(i, *case) for i, case in enumerate(SEGMENTS)],
-                         ids=[case_id(segment) for segment, _ in SEGMENTS])
+@pytest.mark.parametrize(
+    ("i", "segment", "expected"),
+    [(i, *case) for i, case in enumerate(SEGMENTS)],
+    ids=[case_id(segment) for segment, _ in SEGMENTS],
+)
 @pytest.mark.slow
 def test_a_padded_segment_is_published_normalised(published, i, segment, expected):
     _, _, mart, _ = published
     assert mart[f"OG{i:02}"]["customer_segment"] == expected
 
 
-@pytest.mark.parametrize(("i", "order_ts", "reason"), [(i, *case) for i, case in enumerate(DATES)],
-                         ids=[order_ts for order_ts, _ in DATES])
+@pytest.mark.parametrize(
+    ("i", "order_ts", "reason"), [(i, *case) for i, case in enumerate(DATES)], ids=[order_ts for order_ts, _ in DATES]
+)
 @pytest.mark.slow
-def test_an_implausible_order_ts_is_quarantined_and_the_bounds_themselves_are_published(published, i, order_ts,
-                                                                                      reason):
+def test_an_implausible_order_ts_is_quarantined_and_the_bounds_themselves_are_published(published, i, order_ts, reason):
     _, _, mart, quarantine = published
     order_id = f"OD{i:02}"
     if reason is None:
@@ -231,8 +255,10 @@ def test_the_report_sums_exactly_the_orders_the_cases_publish(spark, published):
     for i, (order_ts, reason) in enumerate(DATES):
         if reason is None:
             publish("enterprise", i, order_ts)
-    report = {r["customer_segment"]: (r["revenue"], r["order_count"])
-              for r in spark.read.format("delta").load(str(out / tables.REPORT)).collect()}
+    report = {
+        r["customer_segment"]: (r["revenue"], r["order_count"])
+        for r in spark.read.format("delta").load(str(out / tables.REPORT)).collect()
+    }
     assert report == {segment: (sum(amounts), len(amounts)) for segment, amounts in expected.items()}
     assert {r["customer_segment"]: r["revenue"] for r in outcome.report_rows} == {k: v[0] for k, v in report.items()}
 
@@ -240,15 +266,17 @@ def test_the_report_sums_exactly_the_orders_the_cases_publish(spark, published):
 @pytest.mark.slow
 def test_the_benchs_peers_written_from_readme_publish_the_same_report(spark, config, published, tmp_path):
     """bench/peers.py implements README's rules on its own (regular expressions over Unicode
-    properties, not transforms.PADDING): DuckDB and a naive Spark query agree on every case."""
+    properties, not matching.PADDING): DuckDB and a naive Spark query agree on every case."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     import peers
 
     out, outcome, _, _ = published
     raw = out.parent
     job = {r["customer_segment"]: (r["revenue"], r["order_count"], r["customer_count"]) for r in outcome.report_rows}
-    naive = {r["customer_segment"]: (r["revenue"], r["order_count"], r["customer_count"])
-             for r in peers.naive_report(spark, config.rules, raw, AS_OF).collect()}
+    naive = {
+        r["customer_segment"]: (r["revenue"], r["order_count"], r["customer_count"])
+        for r in peers.naive_report(spark, config.rules, raw, AS_OF).collect()
+    }
     duck = peers.duckdb_recompute(raw, tmp_path / "mart", config.rules, AS_OF, 1024, tmp_path / "spill")
     assert naive == job
     assert {r["customer_segment"]: (r["revenue"], r["order_count"], r["customer_count"]) for r in duck.report} == job
@@ -271,30 +299,46 @@ def test_the_gates_test_user_lookup_uses_the_same_normalisation_as_the_filter(sp
     customers = make_customers([customer(f"E{i:02}", email=email) for i, (email, _) in enumerate(EMAILS)])
     profiles = transforms.customer_profiles(customers, ["example.com", "test.example"], "unknown")
     staged = make_orders([order(f"OE{i:02}", f"E{i:02}") for i in range(len(EMAILS))]).select(
-        "order_id", "customer_id", F.col("amount").alias("revenue"))
+        "order_id", "customer_id", F.col("amount").alias("revenue")
+    )
     kinds = {r["order_id"]: r["customer_kind"] for r in transforms.with_test_customer_flag(staged, profiles).collect()}
     assert kinds == {f"OE{i:02}": "test" if is_test else "real" for i, (_, is_test) in enumerate(EMAILS)}
 
 
 def test_the_rules_normalise_each_case_without_a_job_run(spark, make_orders, make_customers):
     """The same tables of cases through the transforms alone: quick to run, and to break."""
-    customers = make_customers([customer(f"E{i:02}", email=email) for i, (email, _) in enumerate(EMAILS)]
-                               + [customer(f"G{i:02}", segment=segment) for i, (segment, _) in enumerate(SEGMENTS)])
-    profiles = {r["customer_id"]: r for r in
-                transforms.customer_profiles(customers, ["example.com", "test.example"], "unknown").collect()}
+    customers = make_customers(
+        [customer(f"E{i:02}", email=email) for i, (email, _) in enumerate(EMAILS)]
+        + [customer(f"G{i:02}", segment=segment) for i, (segment, _) in enumerate(SEGMENTS)]
+    )
+    profiles = {
+        r["customer_id"]: r
+        for r in transforms.customer_profiles(customers, ["example.com", "test.example"], "unknown").collect()
+    }
     assert [profiles[f"E{i:02}"]["is_test_customer"] for i in range(len(EMAILS))] == [t for _, t in EMAILS]
     assert [profiles[f"G{i:02}"]["customer_segment"] for i in range(len(SEGMENTS))] == [g for _, g in SEGMENTS]
     statuses = make_orders([order(f"OS{i:02}", status=status) for i, (status, _) in enumerate(STATUSES)])
-    revenue = {r["order_id"]: r["is_revenue"] for r in statuses.select(
-        "order_id", transforms.is_revenue_status(F.col("status"), ["completed", "fulfilled"]).alias("is_revenue")
-    ).collect()}
+    revenue = {
+        r["order_id"]: r["is_revenue"]
+        for r in statuses.select(
+            "order_id", transforms.is_revenue_status(F.col("status"), ["completed", "fulfilled"]).alias("is_revenue")
+        ).collect()
+    }
     assert [revenue[f"OS{i:02}"] for i in range(len(STATUSES))] == [r for _, r in STATUSES]
     bounds = transforms.plausible_order_ts(NIGHTLY, 24, dt.date(2000, 1, 1), "UTC")
     dated = make_orders([order(f"OD{i:02}", order_ts=order_ts) for i, (order_ts, _) in enumerate(DATES)])
-    reasons = {r["order_id"]: r["quarantine_reason"] for r in transforms.classify_orders(
-        dated, profiles=customers.limit(0).select("customer_id", F.lit("smb").alias("customer_segment"),
-                                                  F.lit(False).alias("is_test_customer")),
-        revenue_statuses=["completed"], unknown_segment="unknown", order_ts_bounds=bounds).collect()}
+    reasons = {
+        r["order_id"]: r["quarantine_reason"]
+        for r in transforms.classify_orders(
+            dated,
+            profiles=customers.limit(0).select(
+                "customer_id", F.lit("smb").alias("customer_segment"), F.lit(False).alias("is_test_customer")
+            ),
+            revenue_statuses=["completed"],
+            unknown_segment="unknown",
+            order_ts_bounds=bounds,
+        ).collect()
+    }
     assert [reasons[f"OD{i:02}"] for i in range(len(DATES))] == [r for _, r in DATES]
 
 
@@ -304,8 +348,8 @@ def test_the_earliest_order_date_is_a_day_in_the_reporting_time_zone():
 
 
 def test_configured_values_are_normalised_like_the_data():
-    assert transforms._normalised([" Completed\u00a0", "FULFILLED\x7f\n"]) == ["completed", "fulfilled"]
-    assert transforms._normalised_domains(["Example.COM.", "\ttest.example "]) == ["example.com", "test.example"]
+    assert matching._normalised([" Completed\u00a0", "FULFILLED\x7f\n"]) == ["completed", "fulfilled"]
+    assert matching._normalised_domains(["Example.COM.", "\ttest.example "]) == ["example.com", "test.example"]
 
 
 @pytest.mark.slow
@@ -351,8 +395,7 @@ def test_no_output_table_has_an_int96_column(published, table):
 def spark_instants(spark, path: Path, keys, columns) -> dict:
     frame = spark.read.format("delta").load(str(path))
     texts = [F.date_format(c, "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(c) for c in columns]  # the session is in UTC
-    return {tuple(str(r[k]) for k in keys): tuple(r[c] for c in columns)
-            for r in frame.select(*keys, *texts).collect()}
+    return {tuple(str(r[k]) for k in keys): tuple(r[c] for c in columns) for r in frame.select(*keys, *texts).collect()}
 
 
 def delta_rs_instants(path: Path, keys, columns) -> dict:
@@ -371,8 +414,10 @@ def test_delta_rs_reads_every_output_timestamp_as_spark_does(spark, published, t
     in_spark = spark_instants(spark, out / table, keys, columns)
     assert in_spark and in_spark == delta_rs_instants(out / table, keys, columns)
     if table == tables.QUARANTINE:  # the far-future order as well, which INT96 turned into 1816
-        assert in_spark[(f"OD{DATES.index(('9999-12-31 23:00:00', transforms.IMPLAUSIBLE_ORDER_TS)):02}",)][0] == \
-            "9999-12-31 23:00:00.000000"
+        assert (
+            in_spark[(f"OD{DATES.index(('9999-12-31 23:00:00', transforms.IMPLAUSIBLE_ORDER_TS)):02}",)][0]
+            == "9999-12-31 23:00:00.000000"
+        )
 
 
 def physical_types(table: Path, column: str) -> set[str]:
@@ -381,29 +426,38 @@ def physical_types(table: Path, column: str) -> set[str]:
 
 @pytest.mark.slow
 def test_outputs_an_earlier_release_wrote_as_int96_keep_merging_and_read_the_same_in_every_engine(
-        spark, config, tmp_path, make_orders, make_customers):
+    spark, config, tmp_path, make_orders, make_customers
+):
     """The night before the upgrade wrote INT96; the first night after it MERGEs into that mart and
     adds a report snapshot beside the old one: tables with both kinds of files."""
     raw = lambda name: str(tmp_path / name)  # noqa: E731
-    make_orders([order(f"O{i}", REAL, ORDER_TS, amount=amount(i), ingested_at="2026-11-24 06:00:00")
-                 for i in range(3)]).write.format("delta").save(raw(tables.RAW_ORDERS))
+    make_orders(
+        [order(f"O{i}", REAL, ORDER_TS, amount=amount(i), ingested_at="2026-11-24 06:00:00") for i in range(3)]
+    ).write.format("delta").save(raw(tables.RAW_ORDERS))
     make_customers([customer(REAL, email="a@shop.io")]).write.format("delta").save(raw(tables.RAW_CUSTOMERS))
-    with io.session_conf(spark, {"spark.sql.parquet.outputTimestampType": "INT96"}):
+    with sparkutil.session_conf(spark, {"spark.sql.parquet.outputTimestampType": "INT96"}):
         before = pipeline.run(spark, config, request_for(tmp_path, ts("2026-11-24 07:00:00"), dt.date(2026, 11, 24)))
     assert before.exit_code == ExitCode.OK
     out = tmp_path / "out"
     assert physical_types(out / tables.MART, "order_ts") == {"INT96"}
 
-    make_orders([order("O3", REAL, "2026-11-24 12:00:00", amount="9.00", ingested_at=LANDED),
-                 order("O0", REAL, ORDER_TS, amount="7.00", updated_at="2026-11-25 05:00:00", ingested_at=LANDED)]
-                ).write.format("delta").mode("append").save(raw(tables.RAW_ORDERS))
+    make_orders(
+        [
+            order("O3", REAL, "2026-11-24 12:00:00", amount="9.00", ingested_at=LANDED),
+            order("O0", REAL, ORDER_TS, amount="7.00", updated_at="2026-11-25 05:00:00", ingested_at=LANDED),
+        ]
+    ).write.format("delta").mode("append").save(raw(tables.RAW_ORDERS))
     after = pipeline.run(spark, config, request_for(tmp_path))
 
-    assert (after.exit_code, after.mode) == (ExitCode.OK, incremental.INCREMENTAL)
+    assert (after.exit_code, after.mode) == (ExitCode.OK, mart_state.INCREMENTAL)
     assert physical_types(out / tables.MART, "order_ts") == {"INT96", "INT64"}
     assert physical_types(out / tables.REPORT, "computed_at") == {"INT96", "INT64"}
-    assert {r["order_id"]: r["revenue"] for r in spark.read.format("delta").load(str(out / tables.MART)).collect()} \
-        == {"O0": Decimal("7.00"), "O1": Decimal("2.00"), "O2": Decimal("3.00"), "O3": Decimal("9.00")}
+    assert {r["order_id"]: r["revenue"] for r in spark.read.format("delta").load(str(out / tables.MART)).collect()} == {
+        "O0": Decimal("7.00"),
+        "O1": Decimal("2.00"),
+        "O2": Decimal("3.00"),
+        "O3": Decimal("9.00"),
+    }
     for table in (tables.MART, tables.REPORT):
         keys, columns = TIMESTAMP_TABLES[table]
         assert spark_instants(spark, out / table, keys, columns) == delta_rs_instants(out / table, keys, columns)

@@ -30,8 +30,12 @@ CASES = [
     ("uniqueness holds", [("a", 1.0), ("b", 1.0)], UNIQUE, ("Success", 1.0)),
     ("uniqueness over duplicates", [("a", 1.0), ("b", 1.0), ("b", 1.0)], UNIQUE, ("Failure", 1 / 3)),
     ("uniqueness ignores nulls", [("a", 1.0), (None, 1.0)], UNIQUE, ("Success", 1.0)),
-    ("uniqueness over duplicates and nulls", [("a", 1.0), ("b", 1.0), ("b", 1.0), (None, 1.0)], UNIQUE,
-     ("Failure", 1 / 3)),
+    (
+        "uniqueness over duplicates and nulls",
+        [("a", 1.0), ("b", 1.0), ("b", 1.0), (None, 1.0)],
+        UNIQUE,
+        ("Failure", 1 / 3),
+    ),
     ("uniqueness with only nulls has no metric", [(None, 1.0), (None, 2.0)], UNIQUE, ("Failure", None)),
     ("empty data holds vacuously", [], NON_NEGATIVE, ("Success", None)),
     ("empty data holds vacuously (uniqueness)", [], UNIQUE, ("Success", None)),
@@ -40,8 +44,10 @@ CASES = [
 
 def _rows(results):
     """The dq_check_results columns that must not depend on the engine."""
-    return [(r.check.dataset, r.check.name, r.check.level.value, r.rule.deequ_name, r.status, r.metric_value,
-             r.message) for r in results]
+    return [
+        (r.check.dataset, r.check.name, r.check.level.value, r.rule.deequ_name, r.status, r.metric_value, r.message)
+        for r in results
+    ]
 
 
 @pytest.mark.parametrize("level", [Level.ERROR, Level.WARNING])
@@ -58,12 +64,16 @@ def test_both_engines_give_the_same_result_row(spark, deequ, case, rows, rule, e
 
 
 def test_both_engines_agree_on_every_rule_of_one_check_at_once(spark, deequ):
-    data = spark.createDataFrame([("O1", Decimal("-1.00"), "real"), ("O1", None, "test"), (None, Decimal("2.00"), None)],
-                                 "order_id string, revenue decimal(18,2), customer_kind string")
-    rules = (Rule("non_negative", "revenue", "revenue is never negative"),
-             Rule("complete", "revenue", "revenue is never null"),
-             Rule("unique", "order_id", "order_id is unique"),
-             Rule("contained_in", "customer_kind", "no order of a test user", allowed=("real",)))
+    data = spark.createDataFrame(
+        [("O1", Decimal("-1.00"), "real"), ("O1", None, "test"), (None, Decimal("2.00"), None)],
+        "order_id string, revenue decimal(18,2), customer_kind string",
+    )
+    rules = (
+        Rule("non_negative", "revenue", "revenue is never negative"),
+        Rule("complete", "revenue", "revenue is never null"),
+        Rule("unique", "order_id", "order_id is unique"),
+        Rule("contained_in", "customer_kind", "no order of a test user", allowed=("real",)),
+    )
     checks = [Check("mart_orders_enriched", "mart integrity", Level.ERROR, data, rules)]
 
     by_deequ = quality.verify(spark, checks, "deequ")
@@ -74,15 +84,22 @@ def test_both_engines_agree_on_every_rule_of_one_check_at_once(spark, deequ):
 
 def test_the_deequ_engine_never_starts_the_py4j_callback_server(spark, deequ):
     data = spark.createDataFrame([("real", 1.0)], "k string, v double")
-    quality.verify(spark, [Check("t", "case", Level.ERROR, data, (NON_NEGATIVE, POSITIVE, COMPLETE, UNIQUE,
-                                                                  ONLY_REAL))], "deequ")
+    quality.verify(
+        spark, [Check("t", "case", Level.ERROR, data, (NON_NEGATIVE, POSITIVE, COMPLETE, UNIQUE, ONLY_REAL))], "deequ"
+    )
     assert spark.sparkContext._gateway.get_callback_server() is None
 
 
 # --- one history, either engine ------------------------------------------------------------
 
 NIGHTS = [dt.date(2026, 11, d) for d in (20, 21, 22, 24, 23)]  # the 23rd is a backfill after the 24th
-ROWS = [1000, 1100, 2000, 2100, 1450]  # 21st +10%, 22nd +82% (anomaly), 24th vs 22nd +5%, 23rd vs 22nd -27.5% (vs the 24th: -31%)
+ROWS = [
+    1000,
+    1100,
+    2000,
+    2100,
+    1450,
+]  # 21st +10%, 22nd +82% (anomaly), 24th vs 22nd +5%, 23rd vs 22nd -27.5% (vs the 24th: -31%)
 
 
 def _sequence(spark, path, engines):
@@ -97,15 +114,18 @@ def _sequence(spark, path, engines):
 
             def judge(analyzer, column, value, low, high, night=night):
                 return deequ_engine.newest_point_is_normal(spark, str(path), night, analyzer, column, value, low, high)
+
         results = quality.anomaly_results(current, repo.previous(night), 0.3, judge)
         outcomes.append([(r.check.dataset, r.status, r.metric_value) for r in results])
         repo.save(current)
     return outcomes
 
 
-@pytest.mark.parametrize("engines", [["spark"] * 5, ["deequ"] * 5, ["spark", "deequ"] * 2 + ["spark"],
-                                     ["deequ", "spark"] * 2 + ["deequ"]],
-                         ids=["spark", "deequ", "alternating from spark", "alternating from deequ"])
+@pytest.mark.parametrize(
+    "engines",
+    [["spark"] * 5, ["deequ"] * 5, ["spark", "deequ"] * 2 + ["spark"], ["deequ", "spark"] * 2 + ["deequ"]],
+    ids=["spark", "deequ", "alternating from spark", "alternating from deequ"],
+)
 def test_a_run_sequence_gives_the_same_anomalies_and_history_whichever_engine_runs(spark, deequ, tmp_path, engines):
     outcomes = _sequence(spark, tmp_path / "dq_metrics.json", engines)
     reference = _sequence(spark, tmp_path / "reference.json", ["spark"] * 5)
@@ -119,6 +139,7 @@ def test_a_run_sequence_gives_the_same_anomalies_and_history_whichever_engine_ru
     loaded = FileSystemMetricsRepository(spark, str(tmp_path / "dq_metrics.json")).load().getSuccessMetricsAsJson()
     sizes = sorted((m["dataset_date"], m["value"]) for m in loaded if m["name"] == "Size")
     assert [value for _, value in sizes] == [1000.0, 1100.0, 2000.0, 1450.0, 2100.0]
+
     def entries(name):
         return sorted(MetricsRepository(spark, str(tmp_path / name)).load(), key=lambda run: run.as_of)
 
@@ -135,16 +156,18 @@ def test_a_rerun_replaces_its_dates_entry_with_either_engine(spark, deequ, tmp_p
     assert run.get("Size").value == 1300.0
 
 
-@pytest.mark.parametrize(("previous", "current"), [(100, 130), (100, 130.01), (100, 70), (100, 69.99), (0, 0), (0, 5),
-                                                   (3, 1)])
+@pytest.mark.parametrize(
+    ("previous", "current"), [(100, 130), (100, 130.01), (100, 70), (100, 69.99), (0, 0), (0, 5), (3, 1)]
+)
 def test_both_engines_draw_the_anomaly_bounds_at_the_same_place(spark, deequ, tmp_path, previous, current):
     from growth_revenue import deequ_engine
 
     path = tmp_path / "dq_metrics.json"
     MetricsRepository(spark, str(path)).save(published_metrics(NIGHTS[0], 10, float(previous)))
     low, high = quality.rate_bounds(0.3)
-    by_deequ = deequ_engine.newest_point_is_normal(spark, str(path), NIGHTS[1], "Sum", "revenue", float(current),
-                                                   low, high)
+    by_deequ = deequ_engine.newest_point_is_normal(
+        spark, str(path), NIGHTS[1], "Sum", "revenue", float(current), low, high
+    )
     assert by_deequ == quality.is_normal_change(float(previous), float(current), 0.3)
 
 
@@ -154,9 +177,11 @@ def test_a_metrics_file_from_an_earlier_release_is_rewritten_so_deequ_reads_it(s
     from growth_revenue.metrics import to_deequ_json
 
     path = tmp_path / "dq_metrics.json"
-    legacy = to_deequ_json([published_metrics(NIGHTS[0], 1000, 50.0)]).replace(
-        '"analyzerName": "Size"', '"analyzerName": "Size", "where": null').replace(
-        '"analyzerName": "Sum"', '"analyzerName": "Sum", "where": null')
+    legacy = (
+        to_deequ_json([published_metrics(NIGHTS[0], 1000, 50.0)])
+        .replace('"analyzerName": "Size"', '"analyzerName": "Size", "where": null')
+        .replace('"analyzerName": "Sum"', '"analyzerName": "Sum", "where": null')
+    )
     path.write_text(legacy)
     repo = MetricsRepository(spark, str(path), deequ=True)
 

@@ -8,8 +8,10 @@ from growth_revenue import jars, launch, package
 
 
 def test_launch_settings_import_without_pyspark_so_an_airflow_dag_can_use_them():
-    probe = ("import sys, growth_revenue.launch, growth_revenue.package; "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'pydeequ', 'py4j')))")
+    probe = (
+        "import sys, growth_revenue.launch, growth_revenue.package; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'pydeequ', 'py4j')))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

@@ -15,15 +15,14 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from demo import ROOT, small_job_config, write_raw
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from pyspark.sql import functions as F
 
-from demo import ROOT, small_job_config, write_raw
-
-from growth_revenue import io, pipeline, tables
+from growth_revenue import delta_log, pipeline, tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest
 from growth_revenue.sample_data import ORDERS_SCHEMA
 
@@ -57,14 +56,30 @@ def lakehouse(spark, config, tmp_path_factory):
     root = tmp_path_factory.mktemp("notebook_lakehouse")
     write_raw(spark, root, orders=3000, customers=300, as_of=LATEST)
     landed = dt.datetime(2026, 11, 23, 6, tzinfo=UTC)
-    spark.createDataFrame([(order_id, None, dt.datetime.fromisoformat(at).replace(tzinfo=UTC), "completed",
-                            Decimal("1.00"), landed, landed) for order_id, at in BOUND_ORDERS.items()],
-                          ORDERS_SCHEMA).write.format("delta").mode("append").save(
-        str(root / "raw" / tables.RAW_ORDERS))
+    spark.createDataFrame(
+        [
+            (
+                order_id,
+                None,
+                dt.datetime.fromisoformat(at).replace(tzinfo=UTC),
+                "completed",
+                Decimal("1.00"),
+                landed,
+                landed,
+            )
+            for order_id, at in BOUND_ORDERS.items()
+        ],
+        ORDERS_SCHEMA,
+    ).write.format("delta").mode("append").save(str(root / "raw" / tables.RAW_ORDERS))
     run_ids = []
     for as_of, run_time in RUNS:
-        request = RunRequest(as_of, run_time, Location(path=str(root / "raw" / tables.RAW_ORDERS)),
-                             Location(path=str(root / "raw" / tables.RAW_CUSTOMERS)), Location(path=str(root / "out")))
+        request = RunRequest(
+            as_of,
+            run_time,
+            Location(path=str(root / "raw" / tables.RAW_ORDERS)),
+            Location(path=str(root / "raw" / tables.RAW_CUSTOMERS)),
+            Location(path=str(root / "out")),
+        )
         outcome = pipeline.run(spark, config, request)
         assert outcome.exit_code == ExitCode.OK
         run_ids.append(outcome.run_id)
@@ -90,8 +105,9 @@ def execute(notebook: Path, workdir: Path, env: dict[str, str], after: dict[str,
         patch.setenv("GROWTH_CONFIG", str(config))
         for name, value in env.items():
             patch.setenv(name, value)
-        client = NotebookClient(nb, kernel_name="python3", timeout=300, startup_timeout=120,
-                                resources={"metadata": {"path": str(ROOT)}})
+        client = NotebookClient(
+            nb, kernel_name="python3", timeout=300, startup_timeout=120, resources={"metadata": {"path": str(ROOT)}}
+        )
         client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
     probe = json.loads(nb.cells[-1].outputs[-1]["text"])
     return {cell.id: cell for cell in nb.cells if "id" in cell}, probe, pd.read_pickle(pickle)
@@ -100,20 +116,27 @@ def execute(notebook: Path, workdir: Path, env: dict[str, str], after: dict[str,
 @pytest.fixture(scope="module", params=["path", "catalog"])
 def spark_notebook(request, lakehouse, tmp_path_factory):
     """The Spark notebook run on the lakehouse folder (chart at its default place), or on a catalog schema."""
-    out, run_ids = lakehouse
+    out, _run_ids = lakehouse
     workdir = tmp_path_factory.mktemp(f"spark_notebook_{request.param}")
     if request.param == "path":
         cells, probe, latest = execute(SPARK_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": str(out)})
         chart = out / f"{tables.REPORT}.png"
     else:
         # The kernel's local catalog is empty: register the published tables in it, as a metastore would.
-        register = "\n".join([f'spark.sql("CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}")'] + [
-            f'spark.sql("CREATE TABLE {CATALOG_SCHEMA}.{name} USING DELTA LOCATION \'{out / name}\'")'
-            for name in tables.OUTPUTS])
+        register = "\n".join(
+            [f'spark.sql("CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}")']
+            + [
+                f"spark.sql(\"CREATE TABLE {CATALOG_SCHEMA}.{name} USING DELTA LOCATION '{out / name}'\")"
+                for name in tables.OUTPUTS
+            ]
+        )
         chart = workdir / "charts" / "revenue.png"
-        cells, probe, latest = execute(SPARK_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": CATALOG_SCHEMA,
-                                                                 "GROWTH_CHART_PATH": str(chart)},
-                                       after={"session": register})
+        cells, probe, latest = execute(
+            SPARK_NOTEBOOK,
+            workdir,
+            {"GROWTH_LAKEHOUSE": CATALOG_SCHEMA, "GROWTH_CHART_PATH": str(chart)},
+            after={"session": register},
+        )
     return cells, probe, latest, chart
 
 
@@ -123,8 +146,9 @@ def pandas_notebook(lakehouse, tmp_path_factory):
     out, _ = lakehouse
     workdir = tmp_path_factory.mktemp("pandas_notebook")
     mart = workdir / "mart.pkl"
-    run = execute(PANDAS_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": str(out)},
-                  after={"mart": f"mart_df.to_pickle({str(mart)!r})"})
+    run = execute(
+        PANDAS_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": str(out)}, after={"mart": f"mart_df.to_pickle({str(mart)!r})"}
+    )
     return (*run, pd.read_pickle(mart))
 
 
@@ -133,8 +157,10 @@ def pandas_notebook(lakehouse, tmp_path_factory):
 
 def shown_text(cell) -> str:
     """Everything a cell printed or displayed as text."""
-    return "\n".join(o.get("text", "") if o["output_type"] == "stream" else o.get("data", {}).get("text/plain", "")
-                     for o in cell.outputs)
+    return "\n".join(
+        o.get("text", "") if o["output_type"] == "stream" else o.get("data", {}).get("text/plain", "")
+        for o in cell.outputs
+    )
 
 
 def shown_table(cell) -> list[list[str]]:
@@ -150,8 +176,10 @@ def latest_snapshot(spark, out: Path):
 
 
 def assert_shows_the_latest_snapshot(spark, out: Path, cell) -> None:
-    expected = [[r["customer_segment"], str(r["revenue"]), str(r["order_count"]), str(r["customer_count"])]
-                for r in latest_snapshot(spark, out).collect()]
+    expected = [
+        [r["customer_segment"], str(r["revenue"]), str(r["order_count"]), str(r["customer_count"])]
+        for r in latest_snapshot(spark, out).collect()
+    ]
     assert len(expected) >= 2
     assert f"{tables.REPORT} as of {LATEST}" in shown_text(cell)
     assert shown_table(cell) == [SHOWN_COLUMNS, *expected]
@@ -174,18 +202,17 @@ def test_committed_notebooks_are_valid_nbformat_without_outputs_or_stray_metadat
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
-def test_the_first_code_cell_is_the_parameters_cell_and_the_env_var_overrides_the_demo_lakehouse(
-        notebook, monkeypatch):
+def test_the_first_code_cell_is_the_parameters_cell_and_the_env_var_overrides_the_demo_lakehouse(notebook, monkeypatch):
     nb = nbformat.read(notebook, as_version=4)
     first = next(cell for cell in nb.cells if cell.cell_type == "code")
     assert "parameters" in first.metadata.get("tags", [])
     monkeypatch.delenv("GROWTH_LAKEHOUSE", raising=False)
     defaults = {}
-    exec(first.source, defaults)  # noqa: S102 - our own committed cell
+    exec(first.source, defaults)
     assert defaults["LAKEHOUSE"] == "data/lakehouse/curated"
     monkeypatch.setenv("GROWTH_LAKEHOUSE", "main.growth")
     overridden = {}
-    exec(first.source, overridden)  # noqa: S102
+    exec(first.source, overridden)
     assert overridden["LAKEHOUSE"] == "main.growth"
 
 
@@ -225,8 +252,10 @@ def test_time_travel_to_the_previous_version_shows_the_latest_run_added_its_snap
     cells, _, _, _ = spark_notebook
     segments = latest_snapshot(spark, lakehouse[0]).count()
     assert f"{tables.REPORT}: version 0 -> 1" in shown_text(cells["what-changed"])
-    assert shown_table(cells["what-changed"]) == [["as_of_date", "rows_added", "rows_removed"],
-                                                   [str(LATEST), str(segments), "0"]]
+    assert shown_table(cells["what-changed"]) == [
+        ["as_of_date", "rows_added", "rows_removed"],
+        [str(LATEST), str(segments), "0"],
+    ]
 
 
 @pytest.mark.slow
@@ -242,13 +271,14 @@ def test_the_spark_notebook_shows_the_quality_results_of_the_last_run_only(spark
 
 @pytest.mark.slow
 def test_the_spark_notebook_shows_the_quarantine_and_whether_the_report_is_in_line_with_the_mart(
-        spark, lakehouse, spark_notebook):
+    spark, lakehouse, spark_notebook
+):
     cells, _, _, _ = spark_notebook
     out, _ = lakehouse
     shown = shown_text(cells["quarantine"])
     quarantined = spark.read.format("delta").load(str(out / tables.QUARANTINE)).count()
     assert f"{tables.QUARANTINE}: {quarantined:,} revenue orders kept out of the mart" in shown
-    mart_version = io.version_of(spark, Location(path=str(out / tables.MART)))
+    mart_version = delta_log.version_of(spark, Location(path=str(out / tables.MART)))
     assert f"built from {tables.MART} version {mart_version}, the current one" in shown
 
 
@@ -285,11 +315,16 @@ def test_the_pandas_notebook_shows_the_same_latest_report(spark, lakehouse, pand
 
 @pytest.mark.slow
 def test_the_pandas_notebook_reads_the_marts_order_ts_as_spark_does_up_to_the_plausible_bounds(
-        spark, lakehouse, pandas_notebook):
+    spark, lakehouse, pandas_notebook
+):
     mart_df = pandas_notebook[3]
     spark_mart = spark.read.format("delta").load(str(lakehouse[0] / tables.MART))
-    in_spark = {r["order_id"]: r["order_ts"] for r in spark_mart.select(
-        "order_id", F.date_format("order_ts", "yyyy-MM-dd HH:mm:ss.SSSSSS").alias("order_ts")).collect()}
+    in_spark = {
+        r["order_id"]: r["order_ts"]
+        for r in spark_mart.select(
+            "order_id", F.date_format("order_ts", "yyyy-MM-dd HH:mm:ss.SSSSSS").alias("order_ts")
+        ).collect()
+    }
     in_notebook = {row.order_id: row.order_ts.strftime("%Y-%m-%d %H:%M:%S.%f") for row in mart_df.itertuples()}
     assert in_notebook == in_spark
     assert {order_id: in_notebook[order_id][:19] for order_id in BOUND_ORDERS} == BOUND_ORDERS

@@ -9,7 +9,7 @@ from deltalake import write_deltalake
 
 from growth_revenue import pipeline, tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest
 
 UTC = dt.timezone.utc
@@ -18,31 +18,51 @@ TS = pa.timestamp("us", tz="UTC")
 
 def test_raw_tables_written_by_delta_rs_with_extra_columns_are_read(spark, config, tmp_path):
     at = lambda day, hour=10: dt.datetime(2026, 11, day, hour, tzinfo=UTC)  # noqa: E731
-    write_deltalake(str(tmp_path / "raw_orders"), pa.table({
-        "order_id": ["O1", "O1", "O2"],
-        "customer_id": ["C1", "C1", None],
-        "order_ts": pa.array([at(20), at(20), at(21)], TS),
-        "status": ["pending", "Completed", "fulfilled"],
-        "amount": pa.array([Decimal("10.00"), Decimal("12.50"), Decimal("7.25")], pa.decimal128(18, 2)),
-        "updated_at": pa.array([at(20), at(21), at(21)], TS),
-        "_ingested_at": pa.array([at(20), at(21), at(25, 6)], TS),
-        "source_system": ["web", "web", "app"],  # not in the contract: ignored
-    }))
-    write_deltalake(str(tmp_path / "raw_customers"), pa.table({
-        "customer_id": ["C1"],
-        "email": ["a@shop.io"],
-        "customer_segment": [" SMB "],
-        "is_test_user": pa.array([None], pa.bool_()),
-        "updated_at": pa.array([at(1)], TS),
-    }))
-    request = RunRequest(dt.date(2026, 11, 25), at(25, 7), Location(path=str(tmp_path / "raw_orders")),
-                         Location(path=str(tmp_path / "raw_customers")), Location(path=str(tmp_path / "out")))
+    write_deltalake(
+        str(tmp_path / "raw_orders"),
+        pa.table(
+            {
+                "order_id": ["O1", "O1", "O2"],
+                "customer_id": ["C1", "C1", None],
+                "order_ts": pa.array([at(20), at(20), at(21)], TS),
+                "status": ["pending", "Completed", "fulfilled"],
+                "amount": pa.array([Decimal("10.00"), Decimal("12.50"), Decimal("7.25")], pa.decimal128(18, 2)),
+                "updated_at": pa.array([at(20), at(21), at(21)], TS),
+                "_ingested_at": pa.array([at(20), at(21), at(25, 6)], TS),
+                "source_system": ["web", "web", "app"],  # not in the contract: ignored
+            }
+        ),
+    )
+    write_deltalake(
+        str(tmp_path / "raw_customers"),
+        pa.table(
+            {
+                "customer_id": ["C1"],
+                "email": ["a@shop.io"],
+                "customer_segment": [" SMB "],
+                "is_test_user": pa.array([None], pa.bool_()),
+                "updated_at": pa.array([at(1)], TS),
+            }
+        ),
+    )
+    request = RunRequest(
+        dt.date(2026, 11, 25),
+        at(25, 7),
+        Location(path=str(tmp_path / "raw_orders")),
+        Location(path=str(tmp_path / "raw_customers")),
+        Location(path=str(tmp_path / "out")),
+    )
 
     assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
 
     mart = spark.read.format("delta").load(str(tmp_path / "out" / tables.MART))
     expected = spark.createDataFrame(
         [("O1", "C1", "smb", Decimal("12.50")), ("O2", None, "unknown", Decimal("7.25"))],
-        "order_id string, customer_id string, customer_segment string, revenue decimal(18,2)")
-    assert_df_equality(mart.select("order_id", "customer_id", "customer_segment", "revenue"), expected,
-                       ignore_row_order=True, ignore_nullable=True)
+        "order_id string, customer_id string, customer_segment string, revenue decimal(18,2)",
+    )
+    assert_df_equality(
+        mart.select("order_id", "customer_id", "customer_segment", "revenue"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )

@@ -8,10 +8,10 @@ import pytest
 from chispa import assert_df_equality
 from rows import customer, order, ts
 
-from growth_revenue import io, pipeline, tables, transforms
+from growth_revenue import delta_log, pipeline, sparkutil, tables, transforms
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
@@ -58,7 +58,7 @@ def table(spark, root, name):
 
 
 def version(spark, root, name):
-    return io.version_of(spark, Location(path=str(root / "out" / name)))
+    return delta_log.version_of(spark, Location(path=str(root / "out" / name)))
 
 
 def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, config, lakehouse):
@@ -74,10 +74,13 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
     assert_df_equality(mart, expected_mart, ignore_row_order=True, ignore_nullable=True)
 
     report = table(spark, root, tables.REPORT).select(
-        "as_of_date", "window_start", "window_end", "customer_segment", "revenue", "order_count", "customer_count")
+        "as_of_date", "window_start", "window_end", "customer_segment", "revenue", "order_count", "customer_count"
+    )
     expected_report = spark.createDataFrame(
-        [(AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "enterprise", Decimal("100.00"), 1, 1),
-         (AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "smb", Decimal("50.00"), 1, 1)],
+        [
+            (AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "enterprise", Decimal("100.00"), 1, 1),
+            (AS_OF, dt.date(2026, 10, 26), dt.date(2026, 11, 24), "smb", Decimal("50.00"), 1, 1),
+        ],
         "as_of_date date, window_start date, window_end date, customer_segment string, revenue decimal(38,2), "
         "order_count long, customer_count long",
     )
@@ -91,15 +94,16 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
 def test_the_mart_is_partitioned_by_order_date(spark, config, lakehouse):
     _, root = lakehouse
     run_job(spark, config, root)
-    detail = io.delta_table(spark, Location(path=str(root / "out" / tables.MART))).detail().first()
+    detail = delta_log.delta_table(spark, Location(path=str(root / "out" / tables.MART))).detail().first()
     assert detail["partitionColumns"] == ["order_date"]
 
 
 def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, config, lakehouse):
     write_raw, root = lakehouse
     # Something landed on 11-24 too, so that day's snapshot passes the freshness rule.
-    write_raw(orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00",
-                                     ingested_at="2026-11-24 06:00:00")])
+    write_raw(
+        orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00", ingested_at="2026-11-24 06:00:00")]
+    )
     assert run_job(spark, config, root, as_of=dt.date(2026, 11, 24)).exit_code == ExitCode.OK
     first = run_job(spark, config, root)
     second = run_job(spark, config, root)
@@ -157,13 +161,15 @@ def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
     assert outcome.report_rows == []
     warned = [r for r in outcome.results if r.status == "Failure"]
     assert [(r.check.level.value, r.rule.says) for r in warned] == [
-        ("Warning", "at least one active segment in the window")]
+        ("Warning", "at least one active segment in the window")
+    ]
 
 
 def test_a_missing_contract_column_names_the_table_and_column(spark, config, lakehouse):
     _, root = lakehouse
     spark.read.format("delta").load(str(root / "raw_orders")).drop("amount").write.format("delta").mode(
-        "overwrite").option("overwriteSchema", "true").save(str(root / "raw_orders"))
+        "overwrite"
+    ).option("overwriteSchema", "true").save(str(root / "raw_orders"))
     with pytest.raises(ContractError, match=r"raw_orders: missing contract column 'amount'"):
         run_job(spark, config, root)
     assert version(spark, root, tables.MART) is None
@@ -172,39 +178,59 @@ def test_a_missing_contract_column_names_the_table_and_column(spark, config, lak
 def test_a_mistyped_contract_column_names_the_table_column_and_types(spark, config, lakehouse):
     _, root = lakehouse
     spark.read.format("delta").load(str(root / "raw_orders")).withColumn(
-        "amount", transforms.F.col("amount").cast("string")).write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true").save(str(root / "raw_orders"))
+        "amount", transforms.F.col("amount").cast("string")
+    ).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(str(root / "raw_orders"))
     with pytest.raises(ContractError, match=r"raw_orders: column 'amount' has type string, expected decimal"):
         run_job(spark, config, root)
 
 
 def test_a_missing_raw_table_is_an_input_error_naming_it(spark, config, tmp_path):
     with pytest.raises(ContractError, match=r"raw_orders: no table at .*nowhere"):
-        pipeline.run(spark, config, RunRequest(AS_OF, NIGHTLY, Location(path=str(tmp_path / "nowhere")),
-                                               Location(path=str(tmp_path / "nowhere2")),
-                                               Location(path=str(tmp_path / "out"))))
+        pipeline.run(
+            spark,
+            config,
+            RunRequest(
+                AS_OF,
+                NIGHTLY,
+                Location(path=str(tmp_path / "nowhere")),
+                Location(path=str(tmp_path / "nowhere2")),
+                Location(path=str(tmp_path / "out")),
+            ),
+        )
 
 
 def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
     _, root = lakehouse
     for name in ("raw_orders", "raw_customers"):
         spark.read.format("delta").load(str(root / name)).write.parquet(str(root / f"{name}_parquet"))
-    request = RunRequest(AS_OF, NIGHTLY, Location(path=str(root / "raw_orders_parquet")),
-                         Location(path=str(root / "raw_customers_parquet")), Location(path=str(root / "out")))
+    request = RunRequest(
+        AS_OF,
+        NIGHTLY,
+        Location(path=str(root / "raw_orders_parquet")),
+        Location(path=str(root / "raw_customers_parquet")),
+        Location(path=str(root / "out")),
+    )
     assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
     assert table(spark, root, tables.MART).count() == 2
 
 
 def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_orders, make_customers, tmp_path):
     # Catalog outputs have no directory to keep the metrics repository in: it is configured.
-    config = dataclasses.replace(config, quality=dataclasses.replace(
-        config.quality, metrics_repository=str(tmp_path / "metrics" / "dq_metrics.json")))
+    config = dataclasses.replace(
+        config,
+        quality=dataclasses.replace(config.quality, metrics_repository=str(tmp_path / "metrics" / "dq_metrics.json")),
+    )
     spark.sql("CREATE DATABASE IF NOT EXISTS growth_test")
     try:
         make_orders(ORDERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_orders")
         make_customers(CUSTOMERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_customers")
-        request = RunRequest(AS_OF, NIGHTLY, Location.parse("growth_test.raw_orders"),
-                             Location.parse("growth_test.raw_customers"), Location.parse("growth_test"))
+        request = RunRequest(
+            AS_OF,
+            NIGHTLY,
+            Location.parse("growth_test.raw_orders"),
+            Location.parse("growth_test.raw_customers"),
+            Location.parse("growth_test"),
+        )
         assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
         assert pipeline.run(spark, config, request).exit_code == ExitCode.OK  # rerun replaces its snapshot
         assert spark.table(f"growth_test.{tables.MART}").count() == 2
@@ -219,16 +245,27 @@ def test_a_folder_that_is_not_a_table_is_an_input_error_naming_it(spark, config,
     (tmp_path / "not_a_table").mkdir()
     (tmp_path / "not_a_table" / "orders.csv").write_text("order_id,amount\nO1,10.00\n")
     with pytest.raises(ContractError, match=r"raw_orders: .*not_a_table is neither a Delta table nor readable Parquet"):
-        pipeline.run(spark, config, RunRequest(AS_OF, NIGHTLY, Location(path=str(tmp_path / "not_a_table")),
-                                               Location(path=str(tmp_path / "nowhere")),
-                                               Location(path=str(tmp_path / "out"))))
+        pipeline.run(
+            spark,
+            config,
+            RunRequest(
+                AS_OF,
+                NIGHTLY,
+                Location(path=str(tmp_path / "not_a_table")),
+                Location(path=str(tmp_path / "nowhere")),
+                Location(path=str(tmp_path / "out")),
+            ),
+        )
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    (RuntimeError(""), "RuntimeError"),  # no message: the error's type, never an IndexError
-    (ValueError(" \n\t "), "ValueError"),
-    (OSError("  [PATH_NOT_FOUND] gone\n\tat org.apache.spark.sql.errors"), "[PATH_NOT_FOUND] gone"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (RuntimeError(""), "RuntimeError"),  # no message: the error's type, never an IndexError
+        (ValueError(" \n\t "), "ValueError"),
+        (OSError("  [PATH_NOT_FOUND] gone\n\tat org.apache.spark.sql.errors"), "[PATH_NOT_FOUND] gone"),
+    ],
+)
 def test_a_fallback_or_error_reason_is_the_first_line_of_the_error_or_its_type(error, reason):
     # What the run logs as the reason for a full rebuild (an unreadable state, unreadable appended files).
-    assert io.first_line(error) == reason
+    assert sparkutil.first_line(error) == reason

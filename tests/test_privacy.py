@@ -9,7 +9,7 @@ from demo import AS_OF, ROOT, write_raw
 from pyspark.sql import functions as F
 
 from growth_revenue import cli, tables
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 
 # What a leaked credential or workspace looks like.
 SECRETS = {
@@ -25,15 +25,21 @@ SECRETS = {
 def tracked_files():
     """Every file git tracks, except this one: it spells the patterns and a fake credential on purpose."""
     names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [ROOT / name for name in names.splitlines()
-            if (ROOT / name).is_file() and (ROOT / name).resolve() != Path(__file__).resolve()]
+    return [
+        ROOT / name
+        for name in names.splitlines()
+        if (ROOT / name).is_file() and (ROOT / name).resolve() != Path(__file__).resolve()
+    ]
 
 
 @pytest.mark.parametrize("kind", SECRETS)
 def test_no_credential_or_workspace_host_is_in_the_repository(kind):
     pattern = re.compile(SECRETS[kind])
-    found = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in tracked_files()
-             for match in pattern.finditer(path.read_text(errors="ignore"))]
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in tracked_files()
+        for match in pattern.finditer(path.read_text(errors="ignore"))
+    ]
     assert found == []
 
 
@@ -44,22 +50,47 @@ def published(spark, tmp_path_factory):
     orders, customers = write_raw(spark, root, orders=600, customers=60)
     # One quarantined order, so the quarantine table and its messages are in the search too.
     spark.read.format("delta").load(str(orders)).limit(1).select(
-        F.lit("Q1").alias("order_id"), F.lit(None).cast("string").alias("customer_id"), "order_ts",
-        F.lit("completed").alias("status"), F.lit(None).cast("decimal(18,2)").alias("amount"), "updated_at",
-        "_ingested_at").write.format("delta").mode("append").save(str(orders))
+        F.lit("Q1").alias("order_id"),
+        F.lit(None).cast("string").alias("customer_id"),
+        "order_ts",
+        F.lit("completed").alias("status"),
+        F.lit(None).cast("decimal(18,2)").alias("amount"),
+        "updated_at",
+        "_ingested_at",
+    ).write.format("delta").mode("append").save(str(orders))
     return root, customers
 
 
 def test_no_email_reaches_an_output_table_the_metrics_file_or_the_log(spark, published, capsys):
     root, customers = published
-    emails = sorted({row[0] for row in spark.read.format("delta").load(str(customers))
-                     .where("email IS NOT NULL").select("email").collect()})
+    emails = sorted(
+        {
+            row[0]
+            for row in spark.read.format("delta")
+            .load(str(customers))
+            .where("email IS NOT NULL")
+            .select("email")
+            .collect()
+        }
+    )
     assert len(emails) > 10 and any("example.com" in email for email in emails)  # test users' too
 
     capsys.readouterr()
-    code = cli.main_in_session(spark, ["--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
-                                       "--raw-customers", str(customers), "--output-dir", str(root / "out"),
-                                       "--as-of", str(AS_OF), "--run-timestamp", f"{AS_OF}T07:00:00Z"])
+    code = cli.main_in_session(
+        spark,
+        [
+            "--raw-orders",
+            str(root / "raw" / tables.RAW_ORDERS),
+            "--raw-customers",
+            str(customers),
+            "--output-dir",
+            str(root / "out"),
+            "--as-of",
+            str(AS_OF),
+            "--run-timestamp",
+            f"{AS_OF}T07:00:00Z",
+        ],
+    )
     log = capsys.readouterr()
     assert code == 0
     assert spark.read.format("delta").load(str(root / "out" / tables.QUARANTINE)).count() == 1
@@ -70,21 +101,26 @@ def test_no_email_reaches_an_output_table_the_metrics_file_or_the_log(spark, pub
         texts[table] = "\n".join(str(row) for row in frame.collect())
         texts[f"{table} columns"] = " ".join(frame.columns)
         # The Delta log holds column statistics (min/max values): they must not hold an e-mail either.
-        texts[f"{table} Delta log"] = "\n".join(p.read_text() for p in (root / "out" / table / "_delta_log").glob("*.json"))
+        texts[f"{table} Delta log"] = "\n".join(
+            p.read_text() for p in (root / "out" / table / "_delta_log").glob("*.json")
+        )
     texts["metrics file"] = (root / "out" / tables.METRICS_REPOSITORY).read_text()
     leaks = [(where, email) for where, text in texts.items() for email in emails if email in text]
     assert leaks == []
     assert "@" not in texts["log"]  # not even a domain
 
 
-@pytest.mark.parametrize("text", [
-    "growth.raw_orders; DROP TABLE growth.raw_orders",
-    "growth.`raw_orders`",
-    "a.b.c.d",
-    "raw orders",
-    "growth.raw\norders",
-    "data/raw\x00orders",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "growth.raw_orders; DROP TABLE growth.raw_orders",
+        "growth.`raw_orders`",
+        "a.b.c.d",
+        "raw orders",
+        "growth.raw\norders",
+        "data/raw\x00orders",
+    ],
+)
 def test_a_table_name_that_is_not_an_identifier_is_refused(text):
     with pytest.raises(ValueError):
         Location.parse(text)

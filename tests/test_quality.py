@@ -14,8 +14,13 @@ MART_DDL = "order_id string, customer_id string, revenue decimal(18,2), customer
 REPORT_DDL = "customer_segment string, revenue decimal(38,2)"
 
 
-def gate(spark, mart_rows, report_rows=(("smb", Decimal("1.00")),), newest_ingested="2026-11-25 06:00:00",
-         reference="2026-11-25 07:00:00"):
+def gate(
+    spark,
+    mart_rows,
+    report_rows=(("smb", Decimal("1.00")),),
+    newest_ingested="2026-11-25 06:00:00",
+    reference="2026-11-25 07:00:00",
+):
     """Results of the gate on hand-made staged frames, keyed by (dataset, plain-words rule)."""
     mart = spark.createDataFrame(list(mart_rows), MART_DDL)
     report = spark.createDataFrame(list(report_rows), REPORT_DDL)
@@ -29,8 +34,15 @@ def gate(spark, mart_rows, report_rows=(("smb", Decimal("1.00")),), newest_inges
 
 
 def _row(result):
-    return (result.check.dataset, result.check.name, result.check.level, result.rule.deequ_name, result.status,
-            result.metric_value, result.message)
+    return (
+        result.check.dataset,
+        result.check.name,
+        result.check.level,
+        result.rule.deequ_name,
+        result.status,
+        result.metric_value,
+        result.message,
+    )
 
 
 GOOD_MART = [("O1", "C1", Decimal("10.00"), "real"), ("O2", None, Decimal("0.00"), "real")]
@@ -76,9 +88,13 @@ def test_test_user_flag_is_looked_up_independently_of_the_mart_filter(spark, mak
     customers = make_customers([customer("T1", email="qa@example.com"), customer("C1", email="a@shop.io")])
     profiles = transforms.customer_profiles(customers, ["example.com"], "unknown")
     leaked = transforms.mart_orders(
-        transforms.classify_orders(make_orders([order("O1", "C1"), order("O2", "T1")]), profiles,
-                                   ["completed"], "unknown", (ts("2000-01-01 00:00:00"), ts("2030-01-01 00:00:00"))
-                                   ).withColumn("is_test_customer", transforms.F.lit(False)),
+        transforms.classify_orders(
+            make_orders([order("O1", "C1"), order("O2", "T1")]),
+            profiles,
+            ["completed"],
+            "unknown",
+            (ts("2000-01-01 00:00:00"), ts("2030-01-01 00:00:00")),
+        ).withColumn("is_test_customer", transforms.F.lit(False)),
         "UTC",
     )
     kinds = {r["order_id"]: r["customer_kind"] for r in transforms.with_test_customer_flag(leaked, profiles).collect()}
@@ -125,7 +141,9 @@ def test_freshness_reference_is_the_run_time_for_a_nightly_run():
 def test_freshness_reference_is_the_end_of_the_as_of_day_for_a_backfill():
     run = ts("2026-11-25 07:00:00")
     assert freshness_reference(dt.date(2026, 11, 1), run, "UTC") == ts("2026-11-02 00:00:00")
-    assert freshness_reference(dt.date(2026, 11, 1), run, "America/New_York") == ts("2026-11-02 05:00:00")  # EST: DST ended on Nov 1
+    assert freshness_reference(dt.date(2026, 11, 1), run, "America/New_York") == ts(
+        "2026-11-02 05:00:00"
+    )  # EST: DST ended on Nov 1
 
 
 # (kind, column, allowed, metric over 3 rows, constraint recorded in dq_check_results, failure message)
@@ -133,17 +151,31 @@ KIND_CASES = [
     ("non_negative", "revenue", (), 2 / 3, "isNonNegative(revenue)", "1 of 3 rows have revenue < 0 (metric 0.666667)"),
     ("positive", "n", (), 0.0, "isPositive(n)", "3 of 3 rows have n <= 0 (metric 0)"),
     ("complete", "revenue", (), 1 / 3, "isComplete(revenue)", "2 of 3 rows have revenue is null (metric 0.333333)"),
-    ("unique", "order_id", (), 1 / 3, "isUnique(order_id)",
-     "order_id is not unique (uniqueness 0.333333: values occurring once per non-null row, over 3 rows)"),
-    ("contained_in", "kind", ("real", "demo"), 2 / 3, "isContainedIn(kind, [real, demo])",
-     "1 of 3 rows have kind not in [real, demo] (metric 0.666667)"),
+    (
+        "unique",
+        "order_id",
+        (),
+        1 / 3,
+        "isUnique(order_id)",
+        "order_id is not unique (uniqueness 0.333333: values occurring once per non-null row, over 3 rows)",
+    ),
+    (
+        "contained_in",
+        "kind",
+        ("real", "demo"),
+        2 / 3,
+        "isContainedIn(kind, [real, demo])",
+        "1 of 3 rows have kind not in [real, demo] (metric 0.666667)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("kind", "column", "allowed", "metric", "constraint", "message"), KIND_CASES,
-                         ids=[c[0] for c in KIND_CASES])
-def test_each_constraint_kind_is_recorded_and_explained_in_its_own_words(kind, column, allowed, metric, constraint,
-                                                                          message):
+@pytest.mark.parametrize(
+    ("kind", "column", "allowed", "metric", "constraint", "message"), KIND_CASES, ids=[c[0] for c in KIND_CASES]
+)
+def test_each_constraint_kind_is_recorded_and_explained_in_its_own_words(
+    kind, column, allowed, metric, constraint, message
+):
     rule = quality.Rule(kind, column, "in plain words", allowed)
     assert rule.deequ_name == constraint
     assert rule.failure(metric, rows=3) == message
@@ -172,11 +204,23 @@ def test_auto_engine_falls_back_to_spark_without_the_deequ_jar(configured, deequ
 def test_results_frame_has_one_row_per_constraint(spark):
     results = list(gate(spark, GOOD_MART).values())
     frame = quality.results_frame(spark, results, "run-1", AS_OF)
-    assert frame.columns == ["run_id", "as_of_date", "dataset", "check", "level", "constraint", "status",
-                             "message", "metric_value"]
+    assert frame.columns == [
+        "run_id",
+        "as_of_date",
+        "dataset",
+        "check",
+        "level",
+        "constraint",
+        "status",
+        "message",
+        "metric_value",
+    ]
     assert frame.count() == len(results) == 8
-    assert {r["constraint"] for r in frame.collect()} >= {"isNonNegative(revenue)", "isUnique(order_id)",
-                                                          "isContainedIn(customer_kind, [real])"}
+    assert {r["constraint"] for r in frame.collect()} >= {
+        "isNonNegative(revenue)",
+        "isUnique(order_id)",
+        "isContainedIn(customer_kind, [real])",
+    }
 
 
 def test_results_frame_is_built_in_the_jvm_so_executors_need_no_python(spark):

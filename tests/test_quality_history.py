@@ -8,7 +8,7 @@ from rows import customer, order
 
 from growth_revenue import pipeline, quality, tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.metrics import Metric, MetricsRepository, RunMetrics, published_metrics
 from growth_revenue.pipeline import RunRequest
 
@@ -19,29 +19,46 @@ UTC = dt.timezone.utc
 
 
 @pytest.mark.parametrize("writer", ["job", "deequ"])
-def test_the_repository_file_is_in_deequs_format_and_deequs_own_repository_loads_it(spark, tmp_path, writer,
-                                                                                    request):
+def test_the_repository_file_is_in_deequs_format_and_deequs_own_repository_loads_it(spark, tmp_path, writer, request):
     path = tmp_path / "dq_metrics.json"
     repo = MetricsRepository(spark, str(path), deequ=writer == "deequ" and request.getfixturevalue("deequ"))
     repo.save(published_metrics(dt.date(2026, 11, 25), 1200, 3456.5))
 
     [entry] = json.loads(path.read_text())
-    assert entry["resultKey"] == {"dataSetDate": 1795564800000,  # 2026-11-25T00:00Z in epoch millis
-                                  "tags": {"tables": "mart_orders_enriched,rpt_30day_revenue_by_segment"}}
+    assert entry["resultKey"] == {
+        "dataSetDate": 1795564800000,  # 2026-11-25T00:00Z in epoch millis
+        "tags": {"tables": "mart_orders_enriched,rpt_30day_revenue_by_segment"},
+    }
     assert sorted(entry["analyzerContext"]["metricMap"], key=lambda m: m["analyzer"]["analyzerName"]) == [
-        {"analyzer": {"analyzerName": "Size"},
-         "metric": {"metricName": "DoubleMetric", "entity": "Dataset", "instance": "*", "name": "Size",
-                    "value": 1200.0}},
-        {"analyzer": {"analyzerName": "Sum", "column": "revenue"},
-         "metric": {"metricName": "DoubleMetric", "entity": "Column", "instance": "revenue", "name": "Sum",
-                    "value": 3456.5}},
+        {
+            "analyzer": {"analyzerName": "Size"},
+            "metric": {
+                "metricName": "DoubleMetric",
+                "entity": "Dataset",
+                "instance": "*",
+                "name": "Size",
+                "value": 1200.0,
+            },
+        },
+        {
+            "analyzer": {"analyzerName": "Sum", "column": "revenue"},
+            "metric": {
+                "metricName": "DoubleMetric",
+                "entity": "Column",
+                "instance": "revenue",
+                "name": "Sum",
+                "value": 3456.5,
+            },
+        },
     ]
     if quality.deequ_available(spark):
         from pydeequ.repository import FileSystemMetricsRepository
 
         loaded = FileSystemMetricsRepository(spark, str(path)).load().getSuccessMetricsAsJson()
         assert sorted((m["name"], m["instance"], m["value"], m["dataset_date"]) for m in loaded) == [
-            ("Size", "*", 1200.0, 1795564800000), ("Sum", "revenue", 3456.5, 1795564800000)]
+            ("Size", "*", 1200.0, 1795564800000),
+            ("Sum", "revenue", 3456.5, 1795564800000),
+        ]
 
 
 def test_the_repository_is_keyed_by_as_of_date_so_a_rerun_replaces_its_entry(spark, tmp_path):
@@ -51,7 +68,9 @@ def test_the_repository_is_keyed_by_as_of_date_so_a_rerun_replaces_its_entry(spa
     repo.save(published_metrics(dt.date(2026, 11, 25), 120, 12.0))  # rerun of the 25th
 
     assert [(r.as_of, r.get("Size").value) for r in repo.load()] == [
-        (dt.date(2026, 11, 24), 100.0), (dt.date(2026, 11, 25), 120.0)]
+        (dt.date(2026, 11, 24), 100.0),
+        (dt.date(2026, 11, 25), 120.0),
+    ]
 
 
 def test_the_previous_run_of_a_backfill_is_the_newest_as_of_before_it(spark, tmp_path):
@@ -101,9 +120,13 @@ def test_a_sudden_revenue_drop_beyond_the_bound_is_a_warning():
 def test_a_change_exactly_at_the_bound_passes_and_just_past_it_warns():
     previous = published_metrics(dt.date(2026, 11, 24), 1000, 100.0)
     assert verdicts(published_metrics(dt.date(2026, 11, 25), 1250, 75.0), previous, 0.25) == {
-        (tables.MART, "Success"), (tables.REPORT, "Success")}
+        (tables.MART, "Success"),
+        (tables.REPORT, "Success"),
+    }
     assert verdicts(published_metrics(dt.date(2026, 11, 25), 1251, 74.9), previous, 0.25) == {
-        (tables.MART, "Failure"), (tables.REPORT, "Failure")}
+        (tables.MART, "Failure"),
+        (tables.REPORT, "Failure"),
+    }
 
 
 def test_revenue_appearing_after_an_empty_window_is_a_warning():
@@ -123,19 +146,27 @@ def daily_orders(first: dt.date, last: dt.date, per_day: int, amount: str = "100
     while day <= last:
         for i in range(per_day):
             placed = f"{day} 10:00:00"
-            rows.append(order(f"O{day:%Y%m%d}-{i}", f"C{i % 2 + 1}", placed, amount=amount,
-                              ingested_at=f"{day} 11:00:00"))
+            rows.append(
+                order(f"O{day:%Y%m%d}-{i}", f"C{i % 2 + 1}", placed, amount=amount, ingested_at=f"{day} 11:00:00")
+            )
         day += dt.timedelta(days=1)
     return rows
 
 
 def nightly(spark, config, root, as_of, orders):
     """Land `orders` as raw_orders, then run the 07:00 job for `as_of`."""
-    spark.createDataFrame(orders, "order_id string, customer_id string, order_ts timestamp, status string, "
-                          "amount decimal(18,2), updated_at timestamp, _ingested_at timestamp") \
-        .write.format("delta").mode("overwrite").save(str(root / "raw_orders"))
-    request = RunRequest(as_of, dt.datetime.combine(as_of, dt.time(7), UTC), Location(path=str(root / "raw_orders")),
-                         Location(path=str(root / "raw_customers")), Location(path=str(root / "out")))
+    spark.createDataFrame(
+        orders,
+        "order_id string, customer_id string, order_ts timestamp, status string, "
+        "amount decimal(18,2), updated_at timestamp, _ingested_at timestamp",
+    ).write.format("delta").mode("overwrite").save(str(root / "raw_orders"))
+    request = RunRequest(
+        as_of,
+        dt.datetime.combine(as_of, dt.time(7), UTC),
+        Location(path=str(root / "raw_orders")),
+        Location(path=str(root / "raw_customers")),
+        Location(path=str(root / "out")),
+    )
     return pipeline.run(spark, config, request)
 
 
@@ -158,8 +189,11 @@ def test_a_sudden_drop_in_a_run_sequence_warns_while_normal_drift_does_not(spark
     outcome = nightly(spark, config, tmp_path, nights[3], truncated)
     assert outcome.exit_code == ExitCode.OK  # a Warning: published, and on record
     assert anomaly_failures(outcome) == [tables.MART, tables.REPORT]
-    recorded = spark.read.format("delta").load(str(tmp_path / "out" / tables.DQ_RESULTS)).where(
-        f"run_id = '{outcome.run_id}' AND check = 'anomaly' AND status = 'Failure' AND level = 'Warning'")
+    recorded = (
+        spark.read.format("delta")
+        .load(str(tmp_path / "out" / tables.DQ_RESULTS))
+        .where(f"run_id = '{outcome.run_id}' AND check = 'anomaly' AND status = 'Failure' AND level = 'Warning'")
+    )
     assert recorded.count() == 2
 
     history = MetricsRepository(spark, str(tmp_path / "out" / tables.METRICS_REPOSITORY)).load()
@@ -171,8 +205,9 @@ def test_a_run_that_fails_the_gate_does_not_become_the_baseline(spark, config, t
     good, bad = START + dt.timedelta(days=40), START + dt.timedelta(days=41)
     assert nightly(spark, config, tmp_path, good, daily_orders(START, good - dt.timedelta(days=1), 5)).exit_code == 0
 
-    broken = daily_orders(START, bad - dt.timedelta(days=1), 5) + [order("NEG", "C1", f"{good} 12:00:00",
-                                                                           amount="-1.00")]
+    broken = daily_orders(START, bad - dt.timedelta(days=1), 5) + [
+        order("NEG", "C1", f"{good} 12:00:00", amount="-1.00")
+    ]
     assert nightly(spark, config, tmp_path, bad, broken).exit_code == ExitCode.QUALITY_GATE
 
     history = MetricsRepository(spark, str(tmp_path / "out" / tables.METRICS_REPOSITORY)).load()

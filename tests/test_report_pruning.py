@@ -7,12 +7,12 @@ import datetime as dt
 
 import pytest
 from pyspark.sql import functions as F
-
-from growth_revenue import io, scanstats, tables, transforms
-from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
-from growth_revenue.pipeline import RunRequest, run
 from rows import ts
+
+from growth_revenue import reading, scanstats, tables, transforms
+from growth_revenue.exit_codes import ExitCode
+from growth_revenue.locations import Location
+from growth_revenue.pipeline import RunRequest, run
 
 AS_OF = dt.date(2026, 11, 25)
 DAYS = 365
@@ -23,37 +23,55 @@ def year_of_mart(spark, config, tmp_path_factory):
     """The job's own mart over 365 days of orders (20 a day), published by a full run."""
     root = tmp_path_factory.mktemp("year")
     first = dt.datetime(2025, 11, 25, tzinfo=dt.timezone.utc)
-    orders = spark.range(DAYS * 20).select(
-        F.format_string("O%06d", "id").alias("order_id"),
-        F.format_string("C%03d", F.col("id") % 100).alias("customer_id"),
-        (F.lit(first) + F.make_interval(days=(F.col("id") / 20).cast("int"), hours=F.lit(12))).alias("order_ts"),
-        F.lit("completed").alias("status"),
-        (F.col("id") % 1000 + 1).cast("decimal(18,2)").alias("amount"),
-    ).withColumn("updated_at", F.col("order_ts")).withColumn("_ingested_at", F.lit(ts("2026-11-25 06:00:00")))
+    orders = (
+        spark.range(DAYS * 20)
+        .select(
+            F.format_string("O%06d", "id").alias("order_id"),
+            F.format_string("C%03d", F.col("id") % 100).alias("customer_id"),
+            (F.lit(first) + F.make_interval(days=(F.col("id") / 20).cast("int"), hours=F.lit(12))).alias("order_ts"),
+            F.lit("completed").alias("status"),
+            (F.col("id") % 1000 + 1).cast("decimal(18,2)").alias("amount"),
+        )
+        .withColumn("updated_at", F.col("order_ts"))
+        .withColumn("_ingested_at", F.lit(ts("2026-11-25 06:00:00")))
+    )
     customers = spark.range(100).select(
-        F.format_string("C%03d", "id").alias("customer_id"), F.format_string("c%d@shop.io", "id").alias("email"),
+        F.format_string("C%03d", "id").alias("customer_id"),
+        F.format_string("c%d@shop.io", "id").alias("email"),
         F.when(F.col("id") % 2 == 0, "smb").otherwise("enterprise").alias("customer_segment"),
-        F.lit(False).alias("is_test_user"), F.lit(ts("2026-01-01 00:00:00")).alias("updated_at"))
+        F.lit(False).alias("is_test_user"),
+        F.lit(ts("2026-01-01 00:00:00")).alias("updated_at"),
+    )
     for frame, name in ((orders, tables.RAW_ORDERS), (customers, tables.RAW_CUSTOMERS)):
         frame.write.format("delta").save(str(root / name))
-    request = RunRequest(AS_OF, ts("2026-11-25 07:00:00"), Location(path=str(root / tables.RAW_ORDERS)),
-                         Location(path=str(root / tables.RAW_CUSTOMERS)), Location(path=str(root / "out")))
+    request = RunRequest(
+        AS_OF,
+        ts("2026-11-25 07:00:00"),
+        Location(path=str(root / tables.RAW_ORDERS)),
+        Location(path=str(root / tables.RAW_CUSTOMERS)),
+        Location(path=str(root / "out")),
+    )
     assert run(spark, config, request).exit_code == ExitCode.OK
     return Location(path=str(root / "out" / tables.MART))
 
 
 @pytest.mark.slow
 def test_the_report_reads_only_the_files_of_its_30_days(spark, config, year_of_mart):
-    mart = io.read_output(spark, year_of_mart)
+    mart = reading.read_output(spark, year_of_mart)
     assert mart.select("order_date").distinct().count() == DAYS
     total_files, total_bytes = scanstats.table_files(spark, year_of_mart.path)
 
-    report = transforms.revenue_by_segment(mart, AS_OF, config.rules.report_window_days,
-                                           dt.datetime.now(dt.timezone.utc), "pruning")
+    report = transforms.revenue_by_segment(
+        mart, AS_OF, config.rules.report_window_days, dt.datetime.now(dt.timezone.utc), "pruning"
+    )
     read = scanstats.scan_metrics(report)
 
-    window_files = mart.where(F.col("order_date").between(*transforms.report_window(AS_OF, 30))) \
-        .select(F.input_file_name()).distinct().count()
+    window_files = (
+        mart.where(F.col("order_date").between(*transforms.report_window(AS_OF, 30)))
+        .select(F.input_file_name())
+        .distinct()
+        .count()
+    )
     assert read.files_read == window_files == 30  # one file per day, and only the window's days
     assert read.bytes_read <= 2 * 30 / 365 * total_bytes
     assert total_files == DAYS
@@ -62,6 +80,6 @@ def test_the_report_reads_only_the_files_of_its_30_days(spark, config, year_of_m
 @pytest.mark.slow
 def test_a_scan_of_the_whole_mart_reads_every_file(spark, year_of_mart):
     """The measurement itself can fail: without the date filter every file is read."""
-    mart = io.read_output(spark, year_of_mart)
+    mart = reading.read_output(spark, year_of_mart)
     read = scanstats.scan_metrics(mart.groupBy("customer_segment").agg(F.sum("revenue")))
     assert (read.files_read, read.bytes_read) == scanstats.table_files(spark, year_of_mart.path)

@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from decimal import Decimal
 
-from growth_revenue import sample_data, showcase, tables
-from growth_revenue.transforms import normalised_text
+from growth_revenue import sample_data, sample_next_day, showcase, tables
+from growth_revenue.matching import normalised_text
 
 UTC = dt.timezone.utc
 D1, D2 = dt.date(2026, 12, 5), dt.date(2026, 12, 6)
@@ -16,9 +16,18 @@ D1, D2 = dt.date(2026, 12, 5), dt.date(2026, 12, 6)
 
 def snapshot(as_of: dt.date, *segments: tuple[str, str, int, int]) -> list[dict]:
     start, end = as_of - dt.timedelta(days=30), as_of - dt.timedelta(days=1)
-    return [{"as_of_date": as_of, "window_start": start, "window_end": end, "customer_segment": segment,
-             "revenue": Decimal(revenue), "order_count": orders, "customer_count": customers}
-            for segment, revenue, orders, customers in segments]
+    return [
+        {
+            "as_of_date": as_of,
+            "window_start": start,
+            "window_end": end,
+            "customer_segment": segment,
+            "revenue": Decimal(revenue),
+            "order_count": orders,
+            "customer_count": customers,
+        }
+        for segment, revenue, orders, customers in segments
+    ]
 
 
 # --- formatting (no Spark) ----------------------------------------------------------------------
@@ -55,13 +64,25 @@ def test_change_of_a_segment_from_zero_has_no_percentage():
 
 def test_mart_history_says_which_run_was_full_and_which_incremental():
     def state(run_id: str, mode: str) -> str:
-        return json.dumps({"run_id": run_id, "growth_revenue_state": {
-            "run_id": run_id, "mode": mode, "orders_watermark": None, "customer_state_version": 0,
-            "raw_orders_version": 0, "rules": {}}})
+        return json.dumps(
+            {
+                "run_id": run_id,
+                "growth_revenue_state": {
+                    "run_id": run_id,
+                    "mode": mode,
+                    "orders_watermark": None,
+                    "customer_state_version": 0,
+                    "raw_orders_version": 0,
+                    "rules": {},
+                },
+            }
+        )
 
-    commits = [{"version": 2, "operation": "MERGE", "userMetadata": state("r2", "incremental")},
-               {"version": 1, "operation": "SET TBLPROPERTIES", "userMetadata": None},
-               {"version": 0, "operation": "WRITE", "userMetadata": state("r1", "full")}]
+    commits = [
+        {"version": 2, "operation": "MERGE", "userMetadata": state("r2", "incremental")},
+        {"version": 1, "operation": "SET TBLPROPERTIES", "userMetadata": None},
+        {"version": 0, "operation": "WRITE", "userMetadata": state("r1", "full")},
+    ]
     assert [line.split() for line in showcase.format_mart(4321, commits)] == [
         [tables.MART + ":", "4,321", "rows.", "Its", "Delta", "history,", "newest", "first:"],
         ["version", "operation", "run", "run", "id"],
@@ -77,19 +98,27 @@ def test_quarantine_counts_by_reason_and_checks_of_the_last_run():
     assert showcase.format_quarantine({}) == [f"{tables.QUARANTINE}: no order held back"]
     lines = showcase.format_quarantine({"missing_order_ts": 2, "missing_amount": 1})
     assert lines[0] == f"{tables.QUARANTINE}: 3 order(s) held back from the mart"
-    assert lines[1:] == ["  reason            orders", "  ----------------  ------",
-                         "  missing_amount         1", "  missing_order_ts       2"]
+    assert lines[1:] == [
+        "  reason            orders",
+        "  ----------------  ------",
+        "  missing_amount         1",
+        "  missing_order_ts       2",
+    ]
 
-    checks = [{"check": "mart", "level": "Error", "constraint": "UniquenessConstraint", "status": "Success"},
-              {"check": "quarantine", "level": "Warning", "constraint": "share", "status": "Failure"}]
+    checks = [
+        {"check": "mart", "level": "Error", "constraint": "UniquenessConstraint", "status": "Success"},
+        {"check": "quarantine", "level": "Warning", "constraint": "share", "status": "Failure"},
+    ]
     lines = showcase.format_checks("run-2", checks)
     assert lines[0] == (
         f"{tables.DQ_RESULTS} of the last run (run-2): 2 constraints, 1 not met, 0 of them at Error level"
     )
-    assert lines[1:] == ["  check       level    status   constraint",
-                         "  ----------  -------  -------  --------------------",
-                         "  mart        Error    Success  UniquenessConstraint",
-                         "  quarantine  Warning  Failure  share"]
+    assert lines[1:] == [
+        "  check       level    status   constraint",
+        "  ----------  -------  -------  --------------------",
+        "  mart        Error    Success  UniquenessConstraint",
+        "  quarantine  Warning  Failure  share",
+    ]
 
 
 # --- the next day, appended to a small sample lakehouse (Spark) -----------------------------------
@@ -114,7 +143,7 @@ def test_next_day_appends_one_day_of_each_change_after_the_previous_data(spark, 
 
     orders_before = rows(tables.RAW_ORDERS, sample_data.ORDERS_SCHEMA)
     customers_before = rows(tables.RAW_CUSTOMERS, sample_data.CUSTOMERS_SCHEMA)
-    kinds = sample_data.append_next_day(spark, out, landed_until=run_at - dt.timedelta(minutes=30))
+    kinds = sample_next_day.append_next_day(spark, out, landed_until=run_at - dt.timedelta(minutes=30))
     orders_after = rows(tables.RAW_ORDERS, sample_data.ORDERS_SCHEMA)
     customers_after = rows(tables.RAW_CUSTOMERS, sample_data.CUSTOMERS_SCHEMA)
 
@@ -153,8 +182,15 @@ def test_next_day_appends_one_day_of_each_change_after_the_previous_data(spark, 
             count("new_test_user")
         elif normalised_text(segment or "") != normalised_text(before[2] or ""):
             count("segment_move")
-    assert counted == {"new_order": 79, "missing_amount": 1, "late_order": 1, "cancellation": 1,
-                       "corrected_amount": 1, "segment_move": 1, "new_test_user": 1}
+    assert counted == {
+        "new_order": 79,
+        "missing_amount": 1,
+        "late_order": 1,
+        "cancellation": 1,
+        "corrected_amount": 1,
+        "segment_move": 1,
+        "new_test_user": 1,
+    }
     assert kinds == counted
     assert len(new_orders) == 83 and len(new_customers) == 2  # nothing else appended
 
@@ -165,5 +201,5 @@ def test_next_day_appends_one_day_of_each_change_after_the_previous_data(spark, 
     assert all(r[5] == r[6] for r in new_orders)  # updated_at is when the change landed
 
     # Seeded: the same tables give the same day.
-    again = sample_data.next_day(orders_before, customers_before, landed_until=run_at - dt.timedelta(minutes=30))
+    again = sample_next_day.next_day(orders_before, customers_before, landed_until=run_at - dt.timedelta(minutes=30))
     assert sorted(again[0], key=repr) == sorted(new_orders, key=repr)

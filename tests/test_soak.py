@@ -12,11 +12,11 @@ from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
+from demo import order_ts_bounds
 from pyspark.sql import functions as F
+from rows import UTC
 
 from growth_revenue import cli, metrics, tables, transforms
-from demo import order_ts_bounds
-from rows import UTC
 
 FIRST = dt.date(2026, 10, 1)
 DAYS = 12
@@ -50,8 +50,13 @@ class Lakehouse:
         return row
 
     def revise(self, order_id, landed, **changes):
-        row = dict(zip(("order_id", "customer_id", "order_ts", "status", "amount", "updated_at", "_ingested_at"),
-                       self.orders[order_id]))
+        row = dict(
+            zip(
+                ("order_id", "customer_id", "order_ts", "status", "amount", "updated_at", "_ingested_at"),
+                self.orders[order_id],
+                strict=True,
+            )
+        )
         row.update(changes, updated_at=landed - dt.timedelta(minutes=5), _ingested_at=landed)
         self.orders[order_id] = tuple(row.values())
         return self.orders[order_id]
@@ -103,16 +108,28 @@ class Lakehouse:
     def _append(self, orders, customers):
         from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
 
-        for rows, schema, name in ((orders, ORDERS_SCHEMA, tables.RAW_ORDERS),
-                                   (customers, CUSTOMERS_SCHEMA, tables.RAW_CUSTOMERS)):
+        for rows, schema, name in (
+            (orders, ORDERS_SCHEMA, tables.RAW_ORDERS),
+            (customers, CUSTOMERS_SCHEMA, tables.RAW_CUSTOMERS),
+        ):
             self.spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(
-                str(self.root / "raw" / name))
+                str(self.root / "raw" / name)
+            )
 
 
 def job(spark, root, out, *args):
-    return cli.main_in_session(spark, [
-        "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
-        "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS), "--output-dir", str(out), *args])
+    return cli.main_in_session(
+        spark,
+        [
+            "--raw-orders",
+            str(root / "raw" / tables.RAW_ORDERS),
+            "--raw-customers",
+            str(root / "raw" / tables.RAW_CUSTOMERS),
+            "--output-dir",
+            str(out),
+            *args,
+        ],
+    )
 
 
 def read(spark, out, table):
@@ -125,12 +142,21 @@ def content(frame):
 
 def expected_report(spark, root, rules, as_of, run_at):
     """The snapshot for `as_of` recomputed from the raw rows that had landed by its run."""
-    raw = {name: spark.read.format("delta").load(str(root / "raw" / name)) for name in
-           (tables.RAW_ORDERS, tables.RAW_CUSTOMERS)}
+    raw = {
+        name: spark.read.format("delta").load(str(root / "raw" / name))
+        for name in (tables.RAW_ORDERS, tables.RAW_CUSTOMERS)
+    }
     orders = raw[tables.RAW_ORDERS].where(F.col("_ingested_at") <= F.lit(run_at))
     customers = raw[tables.RAW_CUSTOMERS].where(F.col("updated_at") <= F.lit(run_at))
-    mart = transforms.build_mart(orders, customers, rules.revenue_statuses, rules.test_email_domains,
-                                 rules.unknown_segment, rules.reporting_timezone, order_ts_bounds(rules, run_at))
+    mart = transforms.build_mart(
+        orders,
+        customers,
+        rules.revenue_statuses,
+        rules.test_email_domains,
+        rules.unknown_segment,
+        rules.reporting_timezone,
+        order_ts_bounds(rules, run_at),
+    )
     return transforms.revenue_by_segment(mart, as_of, rules.report_window_days, run_at, "expected")
 
 
@@ -161,16 +187,25 @@ def test_nightly_runs_with_bad_days_end_equal_to_a_clean_recompute(spark, config
     clean = tmp_path / "clean"
     assert job(spark, tmp_path, clean, "--as-of", str(last), "--run-timestamp", f"{last}T07:00:00Z") == 0
     for table in (tables.MART, tables.QUARANTINE):
-        assert_df_equality(content(read(spark, out, table)), content(read(spark, clean, table)),
-                           ignore_row_order=True, ignore_nullable=True)
-    assert_df_equality(content(report.where(F.col("as_of_date") == F.lit(last))),
-                       content(read(spark, clean, tables.REPORT)), ignore_row_order=True, ignore_nullable=True)
+        assert_df_equality(
+            content(read(spark, out, table)),
+            content(read(spark, clean, table)),
+            ignore_row_order=True,
+            ignore_nullable=True,
+        )
+    assert_df_equality(
+        content(report.where(F.col("as_of_date") == F.lit(last))),
+        content(read(spark, clean, tables.REPORT)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
     assert [r["quarantine_reason"] for r in read(spark, out, tables.QUARANTINE).collect()] == ["missing_amount"]
 
     # Every run is on record; the metrics history holds the published nights only.
     dq = read(spark, out, tables.DQ_RESULTS)
     assert dq.select("run_id").distinct().count() == DAYS
     assert sorted(r[0] for r in dq.where("level = 'Error' AND status = 'Failure'").select("as_of_date").collect()) == [
-        FIRST + dt.timedelta(days=d) for d in sorted(BAD_DAYS)]
+        FIRST + dt.timedelta(days=d) for d in sorted(BAD_DAYS)
+    ]
     history = metrics.MetricsRepository(spark, str(out / tables.METRICS_REPOSITORY)).load()
     assert [run.as_of for run in history] == published

@@ -7,8 +7,8 @@ the rows compared were computed by Spark 3.5 + Delta 3.3 and Spark 4.1 + Delta 4
 import subprocess
 
 import pytest
-from pyspark.sql import functions as F
 from demo import AS_OF, ROOT, job_env, small_job_config, write_raw
+from pyspark.sql import functions as F
 from rows import order
 
 from growth_revenue import jars, tables
@@ -25,11 +25,21 @@ def run_line(root, config, line):
     if not python.exists():
         pytest.fail(f"no venv for Spark {line.name}: run `make venv jars SPARK_LINE={line.name}`")
     env = {**job_env(), "SPARK_LINE": line.name, "GROWTH_PYTHON": str(python)}
-    command = [str(ROOT / "spark-submit.sh"), "--config", str(config),
-               "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
-               "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS),
-               "--output-dir", str(root / f"out-{line.name}"),
-               "--as-of", str(AS_OF), "--run-timestamp", "2026-11-25T07:00:00Z"]
+    command = [
+        str(ROOT / "spark-submit.sh"),
+        "--config",
+        str(config),
+        "--raw-orders",
+        str(root / "raw" / tables.RAW_ORDERS),
+        "--raw-customers",
+        str(root / "raw" / tables.RAW_CUSTOMERS),
+        "--output-dir",
+        str(root / f"out-{line.name}"),
+        "--as-of",
+        str(AS_OF),
+        "--run-timestamp",
+        "2026-11-25T07:00:00Z",
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
@@ -46,11 +56,15 @@ def rows(spark, root, line, table):
 def test_every_line_publishes_byte_identical_mart_quarantine_and_report_rows(spark, make_orders, tmp_path):
     orders, _ = write_raw(spark, tmp_path, orders=3000, customers=300)
     # Revenue orders that cannot be published, so the quarantine has rows to compare too.
-    make_orders([order(None, ingested_at="2026-11-25 05:00:00"),
-                 order("Q-no-amount", amount=None, ingested_at="2026-11-25 05:00:00"),
-                 order("Q-no-ts", order_ts="2026-11-20 12:00:00", ingested_at="2026-11-25 05:00:00")]
-                ).withColumn("order_ts", F.when(F.col("order_id") == "Q-no-ts", None).otherwise(F.col("order_ts"))
-                             ).write.format("delta").mode("append").save(str(orders))
+    make_orders(
+        [
+            order(None, ingested_at="2026-11-25 05:00:00"),
+            order("Q-no-amount", amount=None, ingested_at="2026-11-25 05:00:00"),
+            order("Q-no-ts", order_ts="2026-11-20 12:00:00", ingested_at="2026-11-25 05:00:00"),
+        ]
+    ).withColumn("order_ts", F.when(F.col("order_id") == "Q-no-ts", None).otherwise(F.col("order_ts"))).write.format(
+        "delta"
+    ).mode("append").save(str(orders))
     config = small_job_config(tmp_path / "job.yaml")
     logs = {line.name: run_line(tmp_path, config, line) for line in jars.LINES.values()}
 

@@ -6,8 +6,8 @@ import pytest
 from chispa import assert_df_equality
 from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
 
-from growth_revenue import io, jars, tables
-from growth_revenue.io import Location
+from growth_revenue import delta_log, jars, tables
+from growth_revenue.locations import Location
 
 pytestmark = [pytest.mark.slow, pytest.mark.every_line]
 
@@ -23,10 +23,18 @@ def lakehouse(spark, tmp_path_factory):
 
 def submit(lakehouse, *args):
     root, config = lakehouse
-    command = [str(ROOT / "spark-submit.sh"), "--config", str(config),
-               "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
-               "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS),
-               "--output-dir", str(root / "out"), *args]
+    command = [
+        str(ROOT / "spark-submit.sh"),
+        "--config",
+        str(config),
+        "--raw-orders",
+        str(root / "raw" / tables.RAW_ORDERS),
+        "--raw-customers",
+        str(root / "raw" / tables.RAW_CUSTOMERS),
+        "--output-dir",
+        str(root / "out"),
+        *args,
+    ]
     done = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=600)
     # Spark's PythonRunner merges the driver's stderr into its stdout: read both as one log.
     done.log = done.stdout + done.stderr
@@ -34,7 +42,7 @@ def submit(lakehouse, *args):
 
 
 def version(spark, lakehouse, name):
-    return io.version_of(spark, Location(path=str(lakehouse[0] / "out" / name)))
+    return delta_log.version_of(spark, Location(path=str(lakehouse[0] / "out" / name)))
 
 
 def read(spark, lakehouse, name):
@@ -54,8 +62,12 @@ def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse,
     assert f"verifying 8 constraints with the {engine} engine" in done.log
     assert "Callback server started" not in done.log
 
-    assert_df_equality(read(spark, lakehouse, tables.MART), expected_mart(spark, lakehouse[0], config.rules),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        read(spark, lakehouse, tables.MART),
+        expected_mart(spark, lakehouse[0], config.rules),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
     report = read(spark, lakehouse, tables.REPORT)
     assert report.where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
     assert read(spark, lakehouse, tables.DQ_RESULTS).where("status = 'Failure' AND level = 'Error'").count() == 0
@@ -63,7 +75,8 @@ def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse,
 
 def test_rerun_of_the_same_as_of_leaves_the_report_identical(spark, lakehouse):
     snapshot = lambda: sorted(  # noqa: E731
-        tuple(r) for r in read(spark, lakehouse, tables.REPORT).drop("computed_at", "run_id", "mart_version").collect())
+        tuple(r) for r in read(spark, lakehouse, tables.REPORT).drop("computed_at", "run_id", "mart_version").collect()
+    )
     before = snapshot()
     done = submit(lakehouse, "--as-of", str(AS_OF), "--run-timestamp", NIGHTLY)
     assert done.returncode == 0, done.log[-3000:]

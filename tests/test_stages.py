@@ -12,7 +12,7 @@ from growth_revenue import pipeline, stages
 from growth_revenue.config import Observability
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
@@ -23,15 +23,27 @@ ORDERS = [
 ]
 CUSTOMERS = [customer("C1", segment="enterprise"), customer("C2", segment="smb")]
 STAGES_OF_A_PUBLISHED_RUN = [
-    "read and decide", "customer profiles", "stage mart", "verify", "publish report rows",
-    "publish customer state", "publish mart", "publish quarantine", "publish report", "publish dq results",
+    "read and decide",
+    "customer profiles",
+    "stage mart",
+    "verify",
+    "publish report rows",
+    "publish customer state",
+    "publish mart",
+    "publish quarantine",
+    "publish report",
+    "publish dq results",
 ]
 
 
 def request_for(root):
-    return RunRequest(as_of=AS_OF, run_timestamp=ts("2026-11-25 07:00:00"),
-                      raw_orders=Location(path=str(root / "raw_orders")),
-                      raw_customers=Location(path=str(root / "raw_customers")), output=Location(path=str(root / "out")))
+    return RunRequest(
+        as_of=AS_OF,
+        run_timestamp=ts("2026-11-25 07:00:00"),
+        raw_orders=Location(path=str(root / "raw_orders")),
+        raw_customers=Location(path=str(root / "raw_customers")),
+        output=Location(path=str(root / "out")),
+    )
 
 
 @pytest.fixture
@@ -74,11 +86,11 @@ def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, conf
 
 def test_without_a_stage_metrics_dir_nothing_is_written_and_the_costs_are_still_kept(spark, config, raw):
     assert config.observability.stage_metrics_dir is None  # the default
-    before = {p for p in raw.rglob("*")}
+    before = set(raw.rglob("*"))
 
     outcome = pipeline.run(spark, config, request_for(raw))
 
-    assert not [p for p in raw.rglob("*.stages.json")]
+    assert not list(raw.rglob("*.stages.json"))
     assert not [p for p in raw.rglob("*") if p not in before and "out" not in p.relative_to(raw).parts]
     assert stages.total(outcome.stages).spark_jobs > 0
 
@@ -92,8 +104,9 @@ def test_the_callers_job_group_is_restored_and_gets_none_of_the_runs_jobs(spark,
         assert sc.statusTracker().getJobIdsForGroup("notebook-cell") == []
 
         # A run that fails on its input restores it too.
-        make_orders(ORDERS).drop("amount").write.format("delta").mode("overwrite") \
-            .option("overwriteSchema", "true").save(str(raw / "raw_orders"))
+        make_orders(ORDERS).drop("amount").write.format("delta").mode("overwrite").option(
+            "overwriteSchema", "true"
+        ).save(str(raw / "raw_orders"))
         with pytest.raises(ContractError):
             pipeline.run(spark, config, request_for(raw))
         assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
+from standalone import LOOPBACK, processes_under, standalone_cluster
 
 from growth_revenue import tables
-from standalone import LOOPBACK, processes_under, standalone_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +26,21 @@ NIGHTLY = "2026-11-25T07:00:00Z"
 APP_NAME = "growth_revenue_nightly"  # spark.app_name's default
 # Small on purpose: the master, two workers, two executors and the driver share a 2-core machine.
 # Short-lived executor JVMs spend less CPU on the C1 compiler alone.
-EXECUTOR_CONF = {"spark.executor.memory": "640m", "spark.executor.cores": "1", "spark.cores.max": "2",
-                 "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1", "spark.ui.enabled": "false"}
+EXECUTOR_CONF = {
+    "spark.executor.memory": "640m",
+    "spark.executor.cores": "1",
+    "spark.cores.max": "2",
+    "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    "spark.ui.enabled": "false",
+}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     # Not waited for here: the daemons start up while the lakehouse is written; cluster_run waits.
-    with standalone_cluster(tmp_path_factory.mktemp("standalone"), workers=2, cores=1, memory="1g",
-                            wait=False) as running:
+    with standalone_cluster(
+        tmp_path_factory.mktemp("standalone"), workers=2, cores=1, memory="1g", wait=False
+    ) as running:
         yield running
 
 
@@ -52,10 +58,24 @@ def cluster_run(cluster, lakehouse):
     root, config = lakehouse
     cluster.wait_until_ready(timeout=120)
     confs = [arg for key, value in EXECUTOR_CONF.items() for arg in ("--conf", f"{key}={value}")]
-    command = [str(ROOT / "spark-submit.sh"), "--config", str(config), "--master", cluster.master_url, *confs,
-               "--raw-orders", str(root / "raw" / tables.RAW_ORDERS),
-               "--raw-customers", str(root / "raw" / tables.RAW_CUSTOMERS),
-               "--output-dir", str(root / "out"), "--as-of", str(AS_OF), "--run-timestamp", NIGHTLY]
+    command = [
+        str(ROOT / "spark-submit.sh"),
+        "--config",
+        str(config),
+        "--master",
+        cluster.master_url,
+        *confs,
+        "--raw-orders",
+        str(root / "raw" / tables.RAW_ORDERS),
+        "--raw-customers",
+        str(root / "raw" / tables.RAW_CUSTOMERS),
+        "--output-dir",
+        str(root / "out"),
+        "--as-of",
+        str(AS_OF),
+        "--run-timestamp",
+        NIGHTLY,
+    ]
     env = job_env()
     env["SPARK_LOCAL_IP"] = LOOPBACK  # the driver listens on loopback only, like the daemons
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -86,12 +106,17 @@ def read(spark, lakehouse, name):
 
 
 def test_a_run_submitted_to_the_standalone_master_exits_0_and_publishes_what_the_rules_give(
-        cluster_run, spark, lakehouse, config):
+    cluster_run, spark, lakehouse, config
+):
     assert cluster_run.returncode == 0, cluster_run.log
     assert f"{tables.REPORT} as of {AS_OF}" in cluster_run.stdout
 
-    assert_df_equality(read(spark, lakehouse, tables.MART), expected_mart(spark, lakehouse[0], config.rules),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        read(spark, lakehouse, tables.MART),
+        expected_mart(spark, lakehouse[0], config.rules),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
     assert read(spark, lakehouse, tables.REPORT).where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
     dq = read(spark, lakehouse, tables.DQ_RESULTS)
     assert dq.count() > 0 and dq.where("status = 'Failure' AND level = 'Error'").count() == 0
@@ -124,16 +149,22 @@ def test_every_executor_fetched_the_shipped_package_and_can_import_the_job_from_
         shipped = next(executor_dir.glob("growth_revenue*.zip"), None)
         assert shipped is not None, sorted(p.name for p in executor_dir.iterdir())
         assert f"files/{shipped.name}" in (executor_dir / "stderr").read_text(errors="replace")
-        modules = [name[:-3].replace("/", ".") for name in zipfile.ZipFile(shipped).namelist()
-                   if name.endswith(".py")]
+        modules = [name[:-3].replace("/", ".") for name in zipfile.ZipFile(shipped).namelist() if name.endswith(".py")]
         assert {"growth_revenue.transforms", "growth_revenue.pipeline"} <= set(modules)
         assert "growth_revenue/defaults.yaml" in zipfile.ZipFile(shipped).namelist()
         # An executor's Python worker puts the zip at the front of sys.path; every module must import from it.
-        probe = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
-                 "mods = [importlib.import_module(m) for m in sys.argv[2:]]; "
-                 "print(all(m.__file__.startswith(sys.argv[1]) for m in mods))")
-        done = subprocess.run([sys.executable, "-c", probe, str(shipped), *modules], cwd=executor_dir,
-                              capture_output=True, text=True, timeout=120)
+        probe = (
+            "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+            "mods = [importlib.import_module(m) for m in sys.argv[2:]]; "
+            "print(all(m.__file__.startswith(sys.argv[1]) for m in mods))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(shipped), *modules],
+            cwd=executor_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.stdout.strip() == "True", done.stderr[-2000:]
 
 
@@ -146,15 +177,14 @@ def test_no_executor_needs_python_because_the_job_runs_entirely_in_the_jvm(clust
 
 
 def test_the_cluster_is_stopped_even_when_start_up_fails(tmp_path):
-    with pytest.raises(TimeoutError):
-        with standalone_cluster(tmp_path, workers=2, timeout=0):  # gives up before any worker registers
-            pytest.fail("the body must not run")
+    # timeout=0 gives up before any worker registers
+    with pytest.raises(TimeoutError), standalone_cluster(tmp_path, workers=2, timeout=0):
+        pytest.fail("the body must not run")
     assert processes_under(tmp_path) == []
 
 
 def test_the_cluster_is_stopped_even_when_the_test_using_it_fails(tmp_path):
-    with pytest.raises(ZeroDivisionError):
-        with standalone_cluster(tmp_path, workers=1, memory="512m"):
-            assert len(processes_under(tmp_path)) >= 2  # the master and the worker
-            1 / 0
+    with pytest.raises(ZeroDivisionError), standalone_cluster(tmp_path, workers=1, memory="512m"):
+        assert len(processes_under(tmp_path)) >= 2  # the master and the worker
+        raise ZeroDivisionError("the body failed")
     assert processes_under(tmp_path) == []

@@ -68,16 +68,33 @@ def profiles_of(make_customers, customers):
 
 
 def test_rule1_latest_updated_at_wins(spark, make_orders):
-    raw = make_orders([
-        # O1: the newest update arrives in the middle of the input and was ingested earliest.
-        order("O1", status="pending", amount="10.00", updated_at="2026-11-20 12:00:00",
-              ingested_at="2026-11-23 00:00:00"),
-        order("O1", status="completed", amount="12.00", updated_at="2026-11-22 12:00:00",
-              ingested_at="2026-11-22 13:00:00"),
-        order("O1", status="shipped", amount="11.00", updated_at="2026-11-21 12:00:00",
-              ingested_at="2026-11-24 00:00:00"),
-        order("O2", status="completed", amount="5.00"),
-    ])
+    raw = make_orders(
+        [
+            # O1: the newest update arrives in the middle of the input and was ingested earliest.
+            order(
+                "O1",
+                status="pending",
+                amount="10.00",
+                updated_at="2026-11-20 12:00:00",
+                ingested_at="2026-11-23 00:00:00",
+            ),
+            order(
+                "O1",
+                status="completed",
+                amount="12.00",
+                updated_at="2026-11-22 12:00:00",
+                ingested_at="2026-11-22 13:00:00",
+            ),
+            order(
+                "O1",
+                status="shipped",
+                amount="11.00",
+                updated_at="2026-11-21 12:00:00",
+                ingested_at="2026-11-24 00:00:00",
+            ),
+            order("O2", status="completed", amount="5.00"),
+        ]
+    )
     expected = spark.createDataFrame(
         [("O1", "completed", Decimal("12.00")), ("O2", "completed", Decimal("5.00"))],
         "order_id string, status string, amount decimal(18,2)",
@@ -87,10 +104,12 @@ def test_rule1_latest_updated_at_wins(spark, make_orders):
 
 def test_rule1_tie_on_updated_at_broken_by_latest_ingestion(spark, make_orders):
     same_update = "2026-11-22 12:00:00"
-    raw = make_orders([
-        order("O1", status="pending", amount="10.00", updated_at=same_update, ingested_at="2026-11-24 06:00:00"),
-        order("O1", status="completed", amount="99.00", updated_at=same_update, ingested_at="2026-11-23 06:00:00"),
-    ])
+    raw = make_orders(
+        [
+            order("O1", status="pending", amount="10.00", updated_at=same_update, ingested_at="2026-11-24 06:00:00"),
+            order("O1", status="completed", amount="99.00", updated_at=same_update, ingested_at="2026-11-23 06:00:00"),
+        ]
+    )
     expected = spark.createDataFrame(
         [("O1", "pending", Decimal("10.00"), ts("2026-11-24 06:00:00"))],
         "order_id string, status string, amount decimal(18,2), _ingested_at timestamp",
@@ -99,16 +118,20 @@ def test_rule1_tie_on_updated_at_broken_by_latest_ingestion(spark, make_orders):
 
 
 def test_rule1_counts_versions_and_picks_the_latest_in_one_sort_of_one_scan_of_the_raw_orders(
-        spark, make_orders, make_customers):
-    raw = make_orders([
-        order("O1", amount="10.00", updated_at="2026-11-20 12:00:00"),
-        order("O1", amount="12.00", updated_at="2026-11-21 12:00:00"),
-        order("O2", amount="30.00"),
-        order(None, amount="40.00"),
-        order(None, amount="50.00"),
-    ])
-    classified = transforms.classify_orders(raw, profiles_of(make_customers, [customer("C1")]), REVENUE_STATUSES,
-                                            UNKNOWN, BOUNDS)
+    spark, make_orders, make_customers
+):
+    raw = make_orders(
+        [
+            order("O1", amount="10.00", updated_at="2026-11-20 12:00:00"),
+            order("O1", amount="12.00", updated_at="2026-11-21 12:00:00"),
+            order("O2", amount="30.00"),
+            order(None, amount="40.00"),
+            order(None, amount="50.00"),
+        ]
+    )
+    classified = transforms.classify_orders(
+        raw, profiles_of(make_customers, [customer("C1")]), REVENUE_STATUSES, UNKNOWN, BOUNDS
+    )
     # Sorting every raw row is the costliest step of a full rebuild; a second sort for the version
     # count, or a second scan for the rows without an order_id, costs a pass over the whole history.
     # (The plan before it runs: once run, AQE prints it twice.)
@@ -117,15 +140,21 @@ def test_rule1_counts_versions_and_picks_the_latest_in_one_sort_of_one_scan_of_t
     assert plan.count("Scan ExistingRDD[order_id") == 1, plan
     # Rows without an order_id cannot be deduplicated: each stays a row of its own, to be quarantined.
     assert sorted((r["order_id"] or "", r["amount"], r["versions"]) for r in classified.collect()) == [
-        ("", Decimal("40.00"), 1), ("", Decimal("50.00"), 1), ("O1", Decimal("12.00"), 2), ("O2", Decimal("30.00"), 1)]
+        ("", Decimal("40.00"), 1),
+        ("", Decimal("50.00"), 1),
+        ("O1", Decimal("12.00"), 2),
+        ("O2", Decimal("30.00"), 1),
+    ]
 
 
 def test_rule1_latest_customer_version_wins(spark, make_customers):
-    raw = make_customers([
-        customer("C1", email="a@shop.io", segment="smb", updated_at="2026-03-01 00:00:00"),
-        customer("C1", email="a@shop.io", segment="enterprise", updated_at="2026-05-01 00:00:00"),
-        customer("C1", email="a@shop.io", segment="consumer", updated_at="2026-04-01 00:00:00"),
-    ])
+    raw = make_customers(
+        [
+            customer("C1", email="a@shop.io", segment="smb", updated_at="2026-03-01 00:00:00"),
+            customer("C1", email="a@shop.io", segment="enterprise", updated_at="2026-05-01 00:00:00"),
+            customer("C1", email="a@shop.io", segment="consumer", updated_at="2026-04-01 00:00:00"),
+        ]
+    )
     expected = spark.createDataFrame([("C1", "enterprise")], "customer_id string, customer_segment string")
     assert_equal(transforms.latest_customers(raw).select("customer_id", "customer_segment"), expected)
 
@@ -182,18 +211,22 @@ def test_rule3_test_user_by_flag(spark, make_orders, make_customers):
 
     # Excluded everywhere: the report does not see the test user's order either.
     expected_report = spark.createDataFrame(
-        [(AS_OF, WINDOW_START, WINDOW_END, "smb", Decimal("10.00"), 1, 1, COMPUTED_AT, RUN_ID)], REPORT_SCHEMA)
+        [(AS_OF, WINDOW_START, WINDOW_END, "smb", Decimal("10.00"), 1, 1, COMPUTED_AT, RUN_ID)], REPORT_SCHEMA
+    )
     assert_equal(report_of(mart), expected_report)
 
 
 def test_rule3_null_flag_with_test_domain_is_test_user(spark, make_customers):
-    profiles = profiles_of(make_customers, [
-        customer("T1", email="qa@example.com", is_test_user=None),
-        customer("T2", email="qa@test.example", is_test_user=False),
-        customer("C1", email="a@shop.io", is_test_user=None),
-        customer("C2", email=None, is_test_user=None),
-        customer("C3", email="not-an-email", is_test_user=None),
-    ])
+    profiles = profiles_of(
+        make_customers,
+        [
+            customer("T1", email="qa@example.com", is_test_user=None),
+            customer("T2", email="qa@test.example", is_test_user=False),
+            customer("C1", email="a@shop.io", is_test_user=None),
+            customer("C2", email=None, is_test_user=None),
+            customer("C3", email="not-an-email", is_test_user=None),
+        ],
+    )
     expected = spark.createDataFrame(
         [("T1", True), ("T2", True), ("C1", False), ("C2", False), ("C3", False)],
         "customer_id string, is_test_customer boolean",
@@ -202,13 +235,16 @@ def test_rule3_null_flag_with_test_domain_is_test_user(spark, make_customers):
 
 
 def test_rule3_domain_after_last_at_sign_case_insensitive(spark, make_customers):
-    profiles = profiles_of(make_customers, [
-        customer("T1", email="QA@Example.COM"),
-        customer("T2", email="odd@name@TEST.Example"),  # the domain is what follows the last '@'
-        customer("C1", email="example.com@shop.io"),  # a test domain before the last '@' does not count
-        customer("C2", email="a@sub.example.com"),  # a subdomain is a different domain
-        customer("C3", email="a@example.com.shop.io"),
-    ])
+    profiles = profiles_of(
+        make_customers,
+        [
+            customer("T1", email="QA@Example.COM"),
+            customer("T2", email="odd@name@TEST.Example"),  # the domain is what follows the last '@'
+            customer("C1", email="example.com@shop.io"),  # a test domain before the last '@' does not count
+            customer("C2", email="a@sub.example.com"),  # a subdomain is a different domain
+            customer("C3", email="a@example.com.shop.io"),
+        ],
+    )
     expected = spark.createDataFrame(
         [("T1", True), ("T2", True), ("C1", False), ("C2", False), ("C3", False)],
         "customer_id string, is_test_customer boolean",
@@ -237,13 +273,16 @@ def test_rule3_customer_whose_latest_version_flips_test_flag(spark, make_orders,
 
 
 def test_rule4_blank_and_null_segment_become_unknown(spark, make_customers):
-    profiles = profiles_of(make_customers, [
-        customer("C1", email="a@shop.io", segment=None),
-        customer("C2", email="b@shop.io", segment=""),
-        customer("C3", email="c@shop.io", segment="   "),
-        customer("C4", email="d@shop.io", segment=" Enterprise "),
-        customer("C5", email="e@shop.io", segment="SMB"),
-    ])
+    profiles = profiles_of(
+        make_customers,
+        [
+            customer("C1", email="a@shop.io", segment=None),
+            customer("C2", email="b@shop.io", segment=""),
+            customer("C3", email="c@shop.io", segment="   "),
+            customer("C4", email="d@shop.io", segment=" Enterprise "),
+            customer("C5", email="e@shop.io", segment="SMB"),
+        ],
+    )
     expected = spark.createDataFrame(
         [("C1", "unknown"), ("C2", "unknown"), ("C3", "unknown"), ("C4", "enterprise"), ("C5", "smb")],
         "customer_id string, customer_segment string",
@@ -259,9 +298,11 @@ def test_rule4_orphan_and_null_customer_orders_kept_as_unknown(spark, make_order
     ]
     mart = build_mart(make_orders, make_customers, orders, [customer("C1", email="a@shop.io", segment="smb")])
     expected = spark.createDataFrame(
-        [("O1", "C1", "smb", Decimal("10.00")),
-         ("O2", "NOBODY", "unknown", Decimal("20.00")),
-         ("O3", None, "unknown", Decimal("30.00"))],
+        [
+            ("O1", "C1", "smb", Decimal("10.00")),
+            ("O2", "NOBODY", "unknown", Decimal("20.00")),
+            ("O3", None, "unknown", Decimal("30.00")),
+        ],
         MART_KEY,
     )
     assert_equal(mart_key(mart), expected)
@@ -277,7 +318,8 @@ def test_rule4_latest_customer_version_decides_segment(spark, make_orders, make_
     orders = [order("O1", "C1", amount="10.00"), order("O2", "C2", amount="20.00")]
     mart = build_mart(make_orders, make_customers, orders, customers)
     expected = spark.createDataFrame(
-        [("O1", "C1", "smb", Decimal("10.00")), ("O2", "C2", "unknown", Decimal("20.00"))], MART_KEY)
+        [("O1", "C1", "smb", Decimal("10.00")), ("O2", "C2", "unknown", Decimal("20.00"))], MART_KEY
+    )
     assert_equal(mart_key(mart), expected)
 
 
@@ -294,20 +336,41 @@ def test_rule5_order_date_in_reporting_timezone(spark, make_orders, make_custome
     schema = "order_id string, order_ts timestamp, order_date date, revenue decimal(18,2)"
 
     in_utc = build_mart(make_orders, make_customers, orders, customers, reporting_timezone=UTC)
-    assert_equal(in_utc.select(*columns), spark.createDataFrame(
-        [("O1", ts("2026-11-20 03:30:00"), dt.date(2026, 11, 20), Decimal("10.00")),
-         ("O2", ts("2026-11-20 12:00:00"), dt.date(2026, 11, 20), Decimal("20.00"))], schema))
+    assert_equal(
+        in_utc.select(*columns),
+        spark.createDataFrame(
+            [
+                ("O1", ts("2026-11-20 03:30:00"), dt.date(2026, 11, 20), Decimal("10.00")),
+                ("O2", ts("2026-11-20 12:00:00"), dt.date(2026, 11, 20), Decimal("20.00")),
+            ],
+            schema,
+        ),
+    )
 
     in_la = build_mart(make_orders, make_customers, orders, customers, reporting_timezone=LOS_ANGELES)
-    assert_equal(in_la.select(*columns), spark.createDataFrame(
-        [("O1", ts("2026-11-20 03:30:00"), dt.date(2026, 11, 19), Decimal("10.00")),
-         ("O2", ts("2026-11-20 12:00:00"), dt.date(2026, 11, 20), Decimal("20.00"))], schema))
+    assert_equal(
+        in_la.select(*columns),
+        spark.createDataFrame(
+            [
+                ("O1", ts("2026-11-20 03:30:00"), dt.date(2026, 11, 19), Decimal("10.00")),
+                ("O2", ts("2026-11-20 12:00:00"), dt.date(2026, 11, 20), Decimal("20.00")),
+            ],
+            schema,
+        ),
+    )
 
 
 def test_mart_has_exactly_the_mart_columns_and_no_email(spark, make_orders, make_customers):
     assert transforms.MART_COLUMNS == (
-        "order_id", "customer_id", "customer_segment", "order_ts", "order_date", "status", "revenue",
-        "updated_at", "_ingested_at",
+        "order_id",
+        "customer_id",
+        "customer_segment",
+        "order_ts",
+        "order_date",
+        "status",
+        "revenue",
+        "updated_at",
+        "_ingested_at",
     )
     mart = build_mart(make_orders, make_customers, [order("O1", "C1")], [customer("C1", email="a@shop.io")])
     assert mart.columns == list(transforms.MART_COLUMNS)
@@ -341,8 +404,10 @@ def test_rule6_window_edges_in_utc(spark, make_orders, make_customers):
     ]
     report = report_of(build_mart(make_orders, make_customers, orders, customers))
     expected = spark.createDataFrame(
-        [(AS_OF, WINDOW_START, WINDOW_END, "first_day", Decimal("2.00"), 1, 1, COMPUTED_AT, RUN_ID),
-         (AS_OF, WINDOW_START, WINDOW_END, "last_day", Decimal("4.00"), 1, 1, COMPUTED_AT, RUN_ID)],
+        [
+            (AS_OF, WINDOW_START, WINDOW_END, "first_day", Decimal("2.00"), 1, 1, COMPUTED_AT, RUN_ID),
+            (AS_OF, WINDOW_START, WINDOW_END, "last_day", Decimal("4.00"), 1, 1, COMPUTED_AT, RUN_ID),
+        ],
         REPORT_SCHEMA,
     )
     assert_equal(report, expected)
@@ -367,15 +432,16 @@ def test_rule6_window_edges_follow_a_non_utc_reporting_timezone(spark, make_orde
     ]
     mart = build_mart(make_orders, make_customers, orders, customers, reporting_timezone=LOS_ANGELES)
     expected = spark.createDataFrame(
-        [(AS_OF, WINDOW_START, WINDOW_END, "first_day", Decimal("2.00"), 1, 1, COMPUTED_AT, RUN_ID),
-         (AS_OF, WINDOW_START, WINDOW_END, "last_day", Decimal("4.00"), 1, 1, COMPUTED_AT, RUN_ID)],
+        [
+            (AS_OF, WINDOW_START, WINDOW_END, "first_day", Decimal("2.00"), 1, 1, COMPUTED_AT, RUN_ID),
+            (AS_OF, WINDOW_START, WINDOW_END, "last_day", Decimal("4.00"), 1, 1, COMPUTED_AT, RUN_ID),
+        ],
         REPORT_SCHEMA,
     )
     assert_equal(report_of(mart), expected)
 
 
-def test_rule6_report_sums_revenue_counts_orders_and_distinct_non_null_customers(
-        spark, make_orders, make_customers):
+def test_rule6_report_sums_revenue_counts_orders_and_distinct_non_null_customers(spark, make_orders, make_customers):
     orders = [
         order("O1", "C1", order_ts="2026-11-01 10:00:00", amount="10.10"),
         order("O2", "C1", order_ts="2026-11-02 10:00:00", amount="20.20"),
@@ -393,8 +459,10 @@ def test_rule6_report_sums_revenue_counts_orders_and_distinct_non_null_customers
     ]
     report = report_of(build_mart(make_orders, make_customers, orders, customers))
     expected = spark.createDataFrame(
-        [(AS_OF, WINDOW_START, WINDOW_END, "smb", Decimal("60.60"), 3, 2, COMPUTED_AT, RUN_ID),
-         (AS_OF, WINDOW_START, WINDOW_END, "unknown", Decimal("15.00"), 4, 1, COMPUTED_AT, RUN_ID)],
+        [
+            (AS_OF, WINDOW_START, WINDOW_END, "smb", Decimal("60.60"), 3, 2, COMPUTED_AT, RUN_ID),
+            (AS_OF, WINDOW_START, WINDOW_END, "unknown", Decimal("15.00"), 4, 1, COMPUTED_AT, RUN_ID),
+        ],
         REPORT_SCHEMA,
     )
     assert_equal(report, expected)
@@ -408,16 +476,18 @@ def test_rule6_report_sums_revenue_counts_orders_and_distinct_non_null_customers
 def without(row, field):
     """A raw_orders row with one field nulled (order_id, order_ts or amount)."""
     index = {"order_id": 0, "order_ts": 2, "amount": 4}[field]
-    return (*row[:index], None, *row[index + 1:])
+    return (*row[:index], None, *row[index + 1 :])
 
 
 def quarantine_of(make_orders, make_customers, orders, customers):
-    return transforms.build_quarantine(make_orders(orders), make_customers(customers), REVENUE_STATUSES,
-                                       TEST_EMAIL_DOMAINS, UNKNOWN, BOUNDS)
+    return transforms.build_quarantine(
+        make_orders(orders), make_customers(customers), REVENUE_STATUSES, TEST_EMAIL_DOMAINS, UNKNOWN, BOUNDS
+    )
 
 
 def test_quarantine_takes_revenue_orders_without_order_id_order_ts_or_amount_out_of_the_mart(
-        spark, make_orders, make_customers):
+    spark, make_orders, make_customers
+):
     orders = [
         order("O1", "C1"),
         without(order("O2", "C1", amount="20.00"), "order_id"),
@@ -454,6 +524,7 @@ def test_quarantine_judges_an_order_by_its_latest_version(spark, make_orders, ma
     ]
     customers = [customer("C1", email="a@shop.io")]
     assert [r["order_id"] for r in build_mart(make_orders, make_customers, orders, customers).collect()] == ["O1"]
-    assert [(r["order_id"], r["quarantine_reason"])
-            for r in quarantine_of(make_orders, make_customers, orders, customers).collect()] == [
-        ("O2", "missing_amount")]
+    assert [
+        (r["order_id"], r["quarantine_reason"])
+        for r in quarantine_of(make_orders, make_customers, orders, customers).collect()
+    ] == [("O2", "missing_amount")]

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from growth_revenue import tables
 
 
-class Level(str, Enum):
+class Level(str, Enum):  # noqa: UP042 - str() of a member stays as recorded today
     ERROR = "Error"
     WARNING = "Warning"
 
@@ -83,21 +83,43 @@ def rows_have(what: str) -> str:
     return "{broken:,} of {rows:,} rows have " + what + " (metric {metric:.6g})"
 
 
-KINDS = {kind.name: kind for kind in (
-    ConstraintKind("non_negative", "isNonNegative", rows_have("{column} < 0"),
-                   rows_where(lambda column, allowed: F.coalesce(column.cast("double"), F.lit(0.0)) >= 0)),
-    ConstraintKind("positive", "isPositive", rows_have("{column} <= 0"),
-                   rows_where(lambda column, allowed: F.coalesce(column.cast("double"), F.lit(1.0)) > 0)),
-    ConstraintKind("complete", "isComplete", rows_have("{column} is null"),
-                   rows_where(lambda column, allowed: column.isNotNull())),
-    ConstraintKind("unique", "isUnique",
-                   "{column} is not unique (uniqueness {metric:.6g}: values occurring once per non-null row, "
-                   "over {rows:,} rows)",
-                   values_occurring_once),
-    ConstraintKind("contained_in", "isContainedIn", rows_have("{column} not in [{allowed}]"),
-                   rows_where(lambda column, allowed: column.isNull() | column.isin(list(allowed))),
-                   takes_values=True),
-)}
+KINDS = {
+    kind.name: kind
+    for kind in (
+        ConstraintKind(
+            "non_negative",
+            "isNonNegative",
+            rows_have("{column} < 0"),
+            rows_where(lambda column, allowed: F.coalesce(column.cast("double"), F.lit(0.0)) >= 0),
+        ),
+        ConstraintKind(
+            "positive",
+            "isPositive",
+            rows_have("{column} <= 0"),
+            rows_where(lambda column, allowed: F.coalesce(column.cast("double"), F.lit(1.0)) > 0),
+        ),
+        ConstraintKind(
+            "complete",
+            "isComplete",
+            rows_have("{column} is null"),
+            rows_where(lambda column, allowed: column.isNotNull()),
+        ),
+        ConstraintKind(
+            "unique",
+            "isUnique",
+            "{column} is not unique (uniqueness {metric:.6g}: values occurring once per non-null row, "
+            "over {rows:,} rows)",
+            values_occurring_once,
+        ),
+        ConstraintKind(
+            "contained_in",
+            "isContainedIn",
+            rows_have("{column} not in [{allowed}]"),
+            rows_where(lambda column, allowed: column.isNull() | column.isin(list(allowed))),
+            takes_values=True,
+        ),
+    )
+}
 
 
 # --- rules and checks ----------------------------------------------------------------------
@@ -123,8 +145,13 @@ class Rule:
 
     def failure(self, metric: float, rows: int) -> str:
         """What a failing metric over `rows` rows means, in the kind's words."""
-        return self.constraint.fails_as.format(column=self.column, allowed=", ".join(self.allowed), rows=rows,
-                                               metric=metric, broken=round((1.0 - metric) * rows))
+        return self.constraint.fails_as.format(
+            column=self.column,
+            allowed=", ".join(self.allowed),
+            rows=rows,
+            metric=metric,
+            broken=round((1.0 - metric) * rows),
+        )
 
 
 def rate_bounds(max_change: float) -> tuple[float, float]:
@@ -145,8 +172,10 @@ class AnomalyRule:
     @property
     def deequ_name(self) -> str:
         decrease, increase = rate_bounds(self.max_change)
-        return (f"anomaly({self.analyzer}({self.column or ''}), RelativeRateOfChangeStrategy("
-                f"maxRateDecrease={decrease:g}, maxRateIncrease={increase:g}))")
+        return (
+            f"anomaly({self.analyzer}({self.column or ''}), RelativeRateOfChangeStrategy("
+            f"maxRateDecrease={decrease:g}, maxRateIncrease={increase:g}))"
+        )
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from growth_revenue import tables
 from growth_revenue.config import Config, ConfigError, load_config
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import ConflictError, Location
+from growth_revenue.locations import Location
 from growth_revenue.pipeline import RunRequest, run_range
 from growth_revenue.pipeline import run as run_pipeline
+from growth_revenue.writing import ConflictError
 
 log = logging.getLogger("growth_revenue")
 
@@ -38,19 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="environment YAML overlaid on the packaged defaults (e.g. conf/local.yaml)")
     dates = parser.add_mutually_exclusive_group()
-    dates.add_argument("--as-of", help="report date D (YYYY-MM-DD); the window is D-N..D-1 "
-                       "(N = rules.report_window_days, default 30). "
-                       "Default: the run timestamp's date in the reporting time zone")
-    dates.add_argument("--as-of-range", nargs=2, metavar=("START", "END"),
-                       help="backfill: one run per as-of date from START to END inclusive; "
-                       "other snapshots are not touched")
+    dates.add_argument(
+        "--as-of",
+        help="report date D (YYYY-MM-DD); the window is D-N..D-1 "
+        "(N = rules.report_window_days, default 30). "
+        "Default: the run timestamp's date in the reporting time zone",
+    )
+    dates.add_argument(
+        "--as-of-range",
+        nargs=2,
+        metavar=("START", "END"),
+        help="backfill: one run per as-of date from START to END inclusive; other snapshots are not touched",
+    )
     parser.add_argument("--run-timestamp", help="ISO-8601 instant of the run (default: now; no offset means UTC)")
     parser.add_argument("--raw-orders", help="path or catalog.schema.table of raw_orders (default: config)")
     parser.add_argument("--raw-customers", help="path or catalog.schema.table of raw_customers (default: config)")
     parser.add_argument("--output-dir", help="directory (or catalog.schema) the output tables live in")
-    parser.add_argument("--full-refresh", action="store_true",
-                        help="rebuild mart_orders_enriched from all raw rows instead of applying what landed "
-                        "since the last run's watermark")
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild mart_orders_enriched from all raw rows instead of applying what landed "
+        "since the last run's watermark",
+    )
     return parser
 
 
@@ -73,8 +83,9 @@ def parse_as_of(text: str | None, run_timestamp: dt.datetime, reporting_timezone
     except ValueError as exc:
         raise UsageError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
     if as_of > run_date:
-        raise UsageError(f"--as-of {as_of} is after the run date {run_date}: its window would include "
-                         "days that are not complete yet")
+        raise UsageError(
+            f"--as-of {as_of} is after the run date {run_date}: its window would include days that are not complete yet"
+        )
     return as_of
 
 
@@ -97,9 +108,17 @@ def build_requests(args: argparse.Namespace, config: Config) -> list[RunRequest]
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     # A range rebuilds once, on its first date; the dates after it find nothing new.
-    return [RunRequest(as_of, run_timestamp, raw_orders, raw_customers, output_location,
-                       full_refresh=args.full_refresh and number == 0)
-            for number, as_of in enumerate(dates)]
+    return [
+        RunRequest(
+            as_of,
+            run_timestamp,
+            raw_orders,
+            raw_customers,
+            output_location,
+            full_refresh=args.full_refresh and number == 0,
+        )
+        for number, as_of in enumerate(dates)
+    ]
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -176,7 +195,7 @@ def execute(spark, config: Config, requests: list[RunRequest]) -> ExitCode:
     except ConflictError as exc:
         log.error("conflict: %s; every table holds a complete version, rerun to publish this run", exc)
         return ExitCode.CONFLICT
-    except Exception:  # noqa: BLE001 - any other failure is a runtime error, with its traceback
+    except Exception:
         log.exception("run failed")
         return ExitCode.INPUT_ERROR
     if outcome.exit_code == ExitCode.QUALITY_GATE:
@@ -192,10 +211,17 @@ def format_report(rows: list[dict]) -> str:
     if not rows:
         return "(no segment had an order in the window)"
     header = ("customer_segment", "revenue", "order_count", "customer_count")
-    body = [(str(r["customer_segment"]), f"{r['revenue']:,.2f}", str(r["order_count"]), str(r["customer_count"]))
-            for r in rows]
+    body = [
+        (str(r["customer_segment"]), f"{r['revenue']:,.2f}", str(r["order_count"]), str(r["customer_count"]))
+        for r in rows
+    ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     first = rows[0]
     title = f"{tables.REPORT} as of {first['as_of_date']} (orders {first['window_start']}..{first['window_end']})"
     return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, body)])

@@ -6,6 +6,7 @@ dotted name, so a typo in a nightly config fails loudly instead of silently usin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
@@ -157,10 +158,8 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
     if args and type(None) in args:  # Optional[X]
         return None if value is None else _coerce(args[0], value, name)
     if kind is dt.date:  # YAML reads 2000-01-01 as a date; the command line gives text
-        try:
+        with contextlib.suppress(ValueError):  # not a date: the check below says so
             value = dt.date.fromisoformat(value) if isinstance(value, str) else value
-        except ValueError:
-            pass
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
             raise ConfigError(f"config: '{name}' must be a date (YYYY-MM-DD), got {value!r}")
         return value
@@ -192,8 +191,9 @@ def _validate(config: Config) -> None:
     if not 0 <= quality.quarantine_max_share <= 1:
         raise ConfigError("config: 'quality.quarantine_max_share' must be between 0 and 1")
     if config.publish.conflict_retries < 0 or config.publish.conflict_backoff_seconds < 0:
-        raise ConfigError("config: 'publish.conflict_retries' and 'publish.conflict_backoff_seconds' "
-                          "must not be negative")
+        raise ConfigError(
+            "config: 'publish.conflict_retries' and 'publish.conflict_backoff_seconds' must not be negative"
+        )
     if config.incremental.lookback_hours < 0:
         raise ConfigError("config: 'incremental.lookback_hours' must not be negative")
     if quality.engine not in QUALITY_ENGINES:

@@ -97,6 +97,4 @@ def conform(df: DataFrame, table: str) -> DataFrame:
             )
     if problems:
         raise ContractError("; ".join(problems))
-    return df.select(
-        *[_canonical(c.kind, fields[c.name.lower()].name).alias(c.name) for c in contract]
-    )
+    return df.select(*[_canonical(c.kind, fields[c.name.lower()].name).alias(c.name) for c in contract])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from growth_revenue import sparkutil
 from growth_revenue.checks import Rule
 from growth_revenue.metrics import RESULT_TAGS, date_key
 
@@ -37,18 +38,21 @@ class Measured:
     metric: float | None  # None when Deequ could not compute it (e.g. only nulls to check)
 
 
-def verify(spark: SparkSession, data: DataFrame, level_is_error: bool, description: str,
-           rules: tuple[Rule, ...]) -> tuple[int, list[Measured]]:
+def verify(
+    spark: SparkSession, data: DataFrame, level_is_error: bool, description: str, rules: tuple[Rule, ...]
+) -> tuple[int, list[Measured]]:
     """(rows, one verdict per rule in order) from one VerificationSuite run over `data`."""
     from pydeequ.checks import Check, CheckLevel
     from pydeequ.verification import VerificationSuite
 
-    jvm = spark._jvm
+    jvm, gateway = sparkutil.jvm(spark), spark.sparkContext._gateway
+    if gateway is None:
+        raise RuntimeError("the SparkContext has no py4j gateway: it was stopped")
     check = Check(spark, CheckLevel.Error if level_is_error else CheckLevel.Warning, description)
     for rule in rules:
         method = rule.constraint.deequ_method
         if rule.constraint.takes_values:
-            values = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(rule.allowed))
+            values = gateway.new_array(jvm.java.lang.String, len(rule.allowed))
             for i, value in enumerate(rule.allowed):
                 values[i] = value
             check._Check = getattr(check._Check, method)(rule.column, values)
@@ -68,21 +72,33 @@ def verify(spark: SparkSession, data: DataFrame, level_is_error: bool, descripti
     return int(rows or 0), verdicts
 
 
-def newest_point_is_normal(spark: SparkSession, repository_path: str, as_of: dt.date, analyzer: str,
-                           column: str | None, value: float, max_decrease: float, max_increase: float) -> bool:
+def newest_point_is_normal(
+    spark: SparkSession,
+    repository_path: str,
+    as_of: dt.date,
+    analyzer: str,
+    column: str | None,
+    value: float,
+    max_decrease: float,
+    max_increase: float,
+) -> bool:
     """Deequ's anomaly check of `value` against the repository's entries dated before `as_of`.
 
     The caller makes sure at least one such entry exists (Deequ refuses to judge a first point).
     """
-    jvm = spark._jvm
+    jvm = sparkutil.jvm(spark)
     deequ = jvm.com.amazon.deequ
     none = jvm.scala.Option.apply(None)
     repository = deequ.repository.fs.FileSystemMetricsRepository(spark._jsparkSession, repository_path)
     jvm_analyzer, state = _analyzer_and_state(jvm, analyzer, column, value)
     strategy = deequ.anomalydetection.RelativeRateOfChangeStrategy(
-        jvm.scala.Option.apply(float(max_decrease)), jvm.scala.Option.apply(float(max_increase)), 1)
-    check = deequ.checks.Check(deequ.checks.CheckLevel.Warning(), f"anomaly of {analyzer}({column or ''})",
-                               getattr(deequ.checks.Check, "apply$default$3")())
+        jvm.scala.Option.apply(float(max_decrease)), jvm.scala.Option.apply(float(max_increase)), 1
+    )
+    check = deequ.checks.Check(
+        deequ.checks.CheckLevel.Warning(),
+        f"anomaly of {analyzer}({column or ''})",
+        getattr(deequ.checks.Check, "apply$default$3")(),
+    )
     # Only entries before this as-of date: a backfill is compared with the date before it, and a
     # rerun never with its own earlier entry.
     before = jvm.scala.Option.apply(date_key(as_of) - 1)
@@ -92,9 +108,11 @@ def newest_point_is_normal(spark: SparkSession, repository_path: str, as_of: dt.
     return check_result.status().toString() == "Success"
 
 
-def save(spark: SparkSession, repository_path: str, as_of: dt.date, metrics: list[tuple[str, str | None, float]]) -> None:
+def save(
+    spark: SparkSession, repository_path: str, as_of: dt.date, metrics: list[tuple[str, str | None, float]]
+) -> None:
     """Deequ's own repository adds (or, for a rerun, replaces) the as-of date's entry in the file."""
-    jvm = spark._jvm
+    jvm = sparkutil.jvm(spark)
     deequ = jvm.com.amazon.deequ
     repository = deequ.repository.fs.FileSystemMetricsRepository(spark._jsparkSession, repository_path)
     key = deequ.repository.ResultKey(date_key(as_of), _tags(spark))
@@ -104,7 +122,7 @@ def save(spark: SparkSession, repository_path: str, as_of: dt.date, metrics: lis
 
 def _run_on_states(spark: SparkSession, checks: list, analyzers_and_states: list):
     """Deequ's VerificationSuite over analyzer states alone: no data is read."""
-    jvm = spark._jvm
+    jvm = sparkutil.jvm(spark)
     deequ = jvm.com.amazon.deequ
     none = jvm.scala.Option.apply(None)
     provider = deequ.analyzers.InMemoryStateProvider()
@@ -117,8 +135,9 @@ def _run_on_states(spark: SparkSession, checks: list, analyzers_and_states: list
             analysis = analysis.addAnalyzer(analyzer)
     # The schema only has to offer the summed column; no rows are read.
     schema = spark._jsparkSession.parseDataType(T.StructType([T.StructField("revenue", T.DoubleType())]).json())
-    return deequ.VerificationSuite().runOnAggregatedStates(schema, _seq(jvm, checks), _seq(jvm, [provider]),
-                                                           analysis, none, none, none)
+    return deequ.VerificationSuite().runOnAggregatedStates(
+        schema, _seq(jvm, checks), _seq(jvm, [provider]), analysis, none, none, none
+    )
 
 
 def _analyzer_and_state(jvm, analyzer: str, column: str | None, value: float):
@@ -140,7 +159,7 @@ def _metric_value(option) -> float | None:
 
 
 def _tags(spark: SparkSession):
-    return spark._jvm.PythonUtils.toScalaMap(RESULT_TAGS)
+    return sparkutil.jvm(spark).PythonUtils.toScalaMap(RESULT_TAGS)
 
 
 def _seq(jvm, items: list):

@@ -25,10 +25,10 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "published (failed Warnings allowed)",
     ExitCode.INPUT_ERROR: "runtime or input error: missing or unreadable raw table, contract breach, Spark/Delta "
-                          "failure (traceback logged); nothing published",
+    "failure (traceback logged); nothing published",
     ExitCode.USAGE: "usage error: bad option, unreadable or invalid config, unknown config key, wrong value type, "
-                    "malformed or future --as-of, malformed --run-timestamp, bad table name; nothing ran",
+    "malformed or future --as-of, malformed --run-timestamp, bad table name; nothing ran",
     ExitCode.QUALITY_GATE: "quality gate failed: nothing published, results recorded in dq_check_results",
     ExitCode.CONFLICT: "another run kept committing to an output table: the write was retried "
-                       "publish.conflict_retries times and gave up; every table holds a complete version; rerun",
+    "publish.conflict_retries times and gave up; every table holds a complete version; rerun",
 }

@@ -20,145 +20,24 @@ what can have changed:
 The MERGE then only touches the rows that differ. Where the last run stopped lives in the mart's
 own Delta commit (`MartState`, in the commit's userMetadata), so the watermark moves if and only
 if the mart change it describes is committed. Everything here is a pure function; reading and
-writing are in io and pipeline.
+writing are in reading, writing and publishing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from growth_revenue.transforms import (IMPLAUSIBLE_ORDER_TS, MART_COLUMNS, QUARANTINE_COLUMNS, _normalised,
-                                      _normalised_domains, is_implausible_order_ts)
-
-# Bump when a release changes what the mart holds for the same raw rows: the next run rebuilds.
-# 2: text normalised before matching (Unicode padding), implausible order dates quarantined.
-MART_LOGIC_VERSION = 2
-
-FULL, INCREMENTAL = "full", "incremental"
-
-# Commits another writer may add to the mart without invalidating the last run's state.
-_DATA_PRESERVING = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "UNSET TBLPROPERTIES",
-                    "ANALYZE STATS", "COMPUTE STATS", "REORG"}
-
-
-# --- the state a run leaves for the next one --------------------------------------------------
-
-
-def rule_inputs(revenue_statuses: Iterable[str], test_email_domains: Iterable[str], unknown_segment: str,
-                reporting_timezone: str, earliest_order_date: dt.date, max_future_skew_hours: float,
-                raw_orders: str, raw_customers: str) -> dict:
-    """Everything besides the raw rows and the run's time that decides the mart: a change to any
-    of it means a rebuild."""
-    return {
-        "revenue_statuses": _normalised(revenue_statuses),
-        "test_email_domains": _normalised_domains(test_email_domains),
-        "unknown_segment": unknown_segment,
-        "reporting_timezone": reporting_timezone,
-        "earliest_order_date": earliest_order_date.isoformat(),
-        "max_future_skew_hours": max_future_skew_hours,
-        "raw_orders": raw_orders,
-        "raw_customers": raw_customers,
-        "mart_logic_version": MART_LOGIC_VERSION,
-    }
-
-
-@dataclass(frozen=True)
-class MartState:
-    """What the mart's commit says about the raw data it reflects."""
-
-    run_id: str
-    mode: str  # full | incremental
-    orders_watermark: str | None  # ISO instant: newest raw_orders._ingested_at applied, None if none
-    customer_state_version: int  # version of state_customer_profiles the mart's segments come from
-    raw_orders_version: int | None  # Delta version of raw_orders the run read; None when not Delta
-    rules: dict
-    # Delta version of raw_customers the profiles reflect; None when not Delta (or an older release's
-    # state): the next run then recomputes every customer's profile.
-    raw_customers_version: int | None = None
-    # ISO instant: the latest plausible order_ts of that run (transforms.plausible_order_ts).
-    latest_order_ts: str | None = None
-
-    def to_metadata(self) -> str:
-        """The commit's userMetadata: the run id (as every commit of a run) and this state."""
-        return json.dumps({"run_id": self.run_id, "growth_revenue_state": asdict(self)}, sort_keys=True)
-
-    @staticmethod
-    def from_metadata(text: str | None) -> "MartState | None":
-        """The state in a commit's userMetadata, None when the commit carries none (or not ours)."""
-        try:
-            state = json.loads(text or "")["growth_revenue_state"]
-            return MartState(**state)
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    @property
-    def watermark(self) -> dt.datetime | None:
-        return dt.datetime.fromisoformat(self.orders_watermark) if self.orders_watermark else None
-
-
-@dataclass(frozen=True)
-class Decision:
-    mode: str
-    reason: str
-    state: MartState | None = None  # the last run's state, for an incremental run
-
-
-def decide(history: list[dict], rules: dict, full_refresh: bool) -> Decision:
-    """Incremental when the mart's newest commits carry a usable state; otherwise why not.
-
-    `history` is the mart's Delta history newest first (version, operation, userMetadata), empty
-    when the mart does not exist.
-    """
-    if full_refresh:
-        return Decision(FULL, "requested (--full-refresh)")
-    if not history:
-        return Decision(FULL, "first run: no mart yet")
-    for commit in history:
-        state = MartState.from_metadata(commit["userMetadata"])
-        if state is not None:
-            break
-        if commit["operation"] not in _DATA_PRESERVING:
-            return Decision(FULL, f"version {commit['version']} of the mart ({commit['operation']}) was not "
-                                  "written by this job: its contents cannot be trusted to follow the watermark")
-    else:
-        return Decision(FULL, "no watermark in the mart's recent history (written by an older release?)")
-    changed = sorted(key for key in rules.keys() | state.rules.keys() if rules.get(key) != state.rules.get(key))
-    if changed:
-        return Decision(FULL, f"rule config changed since run {state.run_id}: {', '.join(changed)}")
-    return Decision(INCREMENTAL, f"watermark {state.orders_watermark} from run {state.run_id}", state)
-
-
-def raw_rewrite(read_version: int | None, raw_history: list[dict]) -> str | None:
-    """How a raw table changed other than by appending rows after `read_version`, or None.
-
-    An incremental run finds new rows by their _ingested_at (raw_orders) or their files
-    (raw_customers); a raw table overwritten, updated or deleted from (an upstream reload) can
-    change old rows, which only reading all of it sees.
-    `raw_history` is its Delta history newest first, at least back to `read_version`.
-    """
-    if read_version is None or not raw_history:
-        return None
-    newer = [commit for commit in raw_history if commit["version"] > read_version]
-    if raw_history[0]["version"] < read_version:
-        return f"went back from version {read_version} to {raw_history[0]['version']} (replaced or restored)"
-    if newer and min(commit["version"] for commit in newer) != read_version + 1:
-        return f"has commits after version {read_version} that its Delta log no longer lists"
-    for commit in sorted(newer, key=lambda c: c["version"]):
-        parameters = commit["operationParameters"] or {}
-        appended = (commit["operation"] in ("WRITE", "STREAMING UPDATE")
-                    and "append" in (parameters.get("mode", "") + parameters.get("outputMode", "")).lower())
-        if not appended and commit["operation"] not in _DATA_PRESERVING:
-            return f"version {commit['version']} was a {commit['operation']} {parameters.get('mode', '')}".rstrip()
-    return None
-
+from growth_revenue.transforms import (
+    IMPLAUSIBLE_ORDER_TS,
+    MART_COLUMNS,
+    QUARANTINE_COLUMNS,
+    is_implausible_order_ts,
+)
 
 # --- what changed ----------------------------------------------------------------------------
 
@@ -186,12 +65,17 @@ def customer_changes(previous: DataFrame, current: DataFrame, unknown_segment: s
     and after).
     """
     joined = previous.alias("p").join(current.alias("c"), "customer_id", "full_outer")
-    same = (F.col("p.customer_segment").eqNullSafe(F.col("c.customer_segment"))
-            & F.col("p.is_test_customer").eqNullSafe(F.col("c.is_test_customer")))
+    same = F.col("p.customer_segment").eqNullSafe(F.col("c.customer_segment")) & F.col("p.is_test_customer").eqNullSafe(
+        F.col("c.is_test_customer")
+    )
     counted_before = ~F.coalesce(F.col("p.is_test_customer"), F.lit(False))
     counted_now = ~F.coalesce(F.col("c.is_test_customer"), F.lit(False))
-    action = (F.when(counted_before & counted_now, F.lit(RELABEL)).when(counted_before, F.lit(REMOVE))
-              .when(counted_now, F.lit(RECOMPUTE)).otherwise(F.lit(NO_EFFECT)))
+    action = (
+        F.when(counted_before & counted_now, F.lit(RELABEL))
+        .when(counted_before, F.lit(REMOVE))
+        .when(counted_now, F.lit(RECOMPUTE))
+        .otherwise(F.lit(NO_EFFECT))
+    )
     return joined.where(~same).select(
         "customer_id",
         F.coalesce(F.col("c.customer_segment"), F.lit(unknown_segment)).alias("customer_segment"),
@@ -213,8 +97,11 @@ def customers_to(changes: DataFrame, *actions: str) -> DataFrame:
 
 def _touched(cutoff: dt.datetime | None) -> Column:
     """Rows that landed after the cutoff or belong to a recomputed customer (flagged by the join below)."""
-    landed = (F.coalesce(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()), F.lit(False))
-              if cutoff is not None else F.lit(True))
+    landed = (
+        F.coalesce(F.col("_ingested_at") > F.lit(cutoff).cast(T.TimestampType()), F.lit(False))
+        if cutoff is not None
+        else F.lit(True)
+    )
     return landed | F.col("_flagged_customer").isNotNull()
 
 
@@ -225,8 +112,9 @@ def _with_customer_flag(rows: DataFrame, customer_ids: DataFrame | None) -> Data
     return rows.join(flagged, "customer_id", "left")
 
 
-def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_customer_ids: DataFrame | None,
-                    redated: DataFrame) -> DataFrame:
+def affected_orders(
+    landed: DataFrame, raw_orders: DataFrame, recomputed_customer_ids: DataFrame | None, redated: DataFrame
+) -> DataFrame:
     """order_id of every order to recompute from raw: a raw row of it landed, it has a row of a
     customer who stopped being a test user (None when there is none: raw history is not scanned),
     or it is in `redated` (order_id of orders whose order_ts the run's time makes (im)plausible).
@@ -234,13 +122,22 @@ def affected_orders(landed: DataFrame, raw_orders: DataFrame, recomputed_custome
     ids = landed.where(F.col("order_id").isNotNull()).select("order_id").unionByName(redated.select("order_id"))
     if recomputed_customer_ids is not None:
         customers = F.broadcast(recomputed_customer_ids.select("customer_id"))
-        ids = ids.unionByName(raw_orders.select("order_id", "customer_id").where(F.col("order_id").isNotNull())
-                              .join(customers, "customer_id", "left_semi").select("order_id"))
+        ids = ids.unionByName(
+            raw_orders.select("order_id", "customer_id")
+            .where(F.col("order_id").isNotNull())
+            .join(customers, "customer_id", "left_semi")
+            .select("order_id")
+        )
     return ids.distinct()
 
 
-def redated_orders(quarantine: DataFrame, mart: DataFrame, order_ts_bounds: tuple[dt.datetime, dt.datetime],
-                   previous_latest: str | None, reporting_timezone: str) -> DataFrame:
+def redated_orders(
+    quarantine: DataFrame,
+    mart: DataFrame,
+    order_ts_bounds: tuple[dt.datetime, dt.datetime],
+    previous_latest: str | None,
+    reporting_timezone: str,
+) -> DataFrame:
     """order_id of the orders whose order_ts this run's bounds judge otherwise than the last run's
     (`previous_latest`, MartState.latest_order_ts): recompute them from raw.
 
@@ -248,8 +145,10 @@ def redated_orders(quarantine: DataFrame, mart: DataFrame, order_ts_bounds: tupl
     published once its time is near, as a rebuild at that time would publish it. Only when the time
     goes back (a rerun given an earlier --run-timestamp) can mart rows become implausible.
     """
-    released = quarantine.where((F.col("quarantine_reason") == IMPLAUSIBLE_ORDER_TS)
-                                & ~is_implausible_order_ts(F.col("order_ts"), order_ts_bounds)).select("order_id")
+    released = quarantine.where(
+        (F.col("quarantine_reason") == IMPLAUSIBLE_ORDER_TS)
+        & ~is_implausible_order_ts(F.col("order_ts"), order_ts_bounds)
+    ).select("order_id")
     latest = order_ts_bounds[1]
     if previous_latest is not None and latest >= dt.datetime.fromisoformat(previous_latest):
         return released
@@ -260,13 +159,19 @@ def _stamped_after(mart: DataFrame, latest: dt.datetime, reporting_timezone: str
     """order_id of the mart rows stamped after `latest`; the order_date filter lets Delta skip every
     other partition."""
     latest_date = latest.astimezone(ZoneInfo(reporting_timezone)).date()  # rule 5's order_date of `latest`
-    return mart.where((F.col("order_date") >= F.lit(latest_date))
-                      & (F.col("order_ts") > F.lit(latest).cast(T.TimestampType()))).select("order_id")
+    return mart.where(
+        (F.col("order_date") >= F.lit(latest_date)) & (F.col("order_ts") > F.lit(latest).cast(T.TimestampType()))
+    ).select("order_id")
 
 
-def history_of(raw_orders: DataFrame, affected: DataFrame, affected_range: tuple[str | None, str | None],
-               cutoff: dt.datetime | None, recomputed_customer_ids: DataFrame | None,
-               landed: DataFrame) -> DataFrame:
+def history_of(
+    raw_orders: DataFrame,
+    affected: DataFrame,
+    affected_range: tuple[str | None, str | None],
+    cutoff: dt.datetime | None,
+    recomputed_customer_ids: DataFrame | None,
+    landed: DataFrame,
+) -> DataFrame:
     """Every raw version of the affected orders, plus the touched rows without an order_id.
 
     `affected_range` is (min, max) of the affected order ids (see key_range). Rows without an
@@ -294,8 +199,13 @@ def key_range(df: DataFrame, key: str, low: str | None, high: str | None) -> Dat
     return df.where(F.col(key).between(F.lit(low), F.lit(high)))
 
 
-def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.datetime | None,
-                         recomputed_customer_ids: DataFrame | None, removed_customer_ids: DataFrame) -> DataFrame:
+def untouched_quarantine(
+    quarantine: DataFrame,
+    affected: DataFrame,
+    cutoff: dt.datetime | None,
+    recomputed_customer_ids: DataFrame | None,
+    removed_customer_ids: DataFrame,
+) -> DataFrame:
     """The quarantined rows this run neither recomputes nor removes: they stay as they are.
 
     Quarantine holds only orders that count, so the rows of a customer who became a test user go.
@@ -308,12 +218,16 @@ def untouched_quarantine(quarantine: DataFrame, affected: DataFrame, cutoff: dt.
 
 
 def _edits(changes: DataFrame, *actions: str) -> DataFrame:
-    return F.broadcast(changes.where(F.col("action").isin(*actions))
-                       .select("customer_id", F.col("customer_segment").alias("_new_segment")))
+    return F.broadcast(
+        changes.where(F.col("action").isin(*actions)).select(
+            "customer_id", F.col("customer_segment").alias("_new_segment")
+        )
+    )
 
 
-def current_rows(mart: DataFrame, affected: DataFrame, changes: DataFrame,
-                 target_dates: list[dt.date] | None) -> DataFrame:
+def current_rows(
+    mart: DataFrame, affected: DataFrame, changes: DataFrame, target_dates: list[dt.date] | None
+) -> DataFrame:
     """The mart rows the change may replace or delete, in one pass over the mart: those of the
     affected orders, and those of re-labelled and removed customers' orders wherever they lie.
 
@@ -353,8 +267,10 @@ def mart_changes(current: DataFrame, staged: DataFrame) -> DataFrame:
     for column in MART_COLUMNS:
         same = same & F.col(column).eqNullSafe(F.col(f"_old_{column}"))
     return joined.where(~same).select(
-        *[F.coalesce(F.col("order_id"), F.col("_old_order_id")).alias("order_id") if c == "order_id" else F.col(c)
-          for c in MART_COLUMNS],
+        *[
+            F.coalesce(F.col("order_id"), F.col("_old_order_id")).alias("order_id") if c == "order_id" else F.col(c)
+            for c in MART_COLUMNS
+        ],
         staged["order_id"].isNotNull().alias("_present"),
         F.col("_old_order_date").alias("_target_date"),
     )
@@ -365,5 +281,8 @@ def mart_after(mart_rows: DataFrame, replaced: DataFrame, staged: DataFrame) -> 
 
     `replaced` holds the order_id of every order whose row the change may replace or delete.
     """
-    return mart_rows.join(replaced, "order_id", "left_anti").select(*MART_COLUMNS).unionByName(
-        staged.select(*MART_COLUMNS))
+    return (
+        mart_rows.join(replaced, "order_id", "left_anti")
+        .select(*MART_COLUMNS)
+        .unionByName(staged.select(*MART_COLUMNS))
+    )

@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "packages":
         print(",".join(packages(line(rest[0]) if rest else installed_line(), include_deequ=True)))
     else:
-        print(f"usage: python -m growth_revenue.jars [default-line | lines | requirements LINE | packages [LINE] | --resolve]",
-              file=sys.stderr)
+        print(
+            "usage: python -m growth_revenue.jars [default-line | lines | requirements LINE | packages [LINE] | --resolve]",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -145,18 +147,27 @@ def _resolve() -> int:
         try:
             stop_spark(local_session(dataclasses.replace(settings, master="local[1]"), spark_line, include_deequ))
             break
-        except Exception as exc:  # noqa: BLE001 - Ivy's failure reaches Python as a generic JVM error
+        except Exception as exc:
             if not include_deequ:
                 raise
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     resolved = packages(spark_line, include_deequ)
-    record = {"line": spark_line.name, "packages": resolved,
-              "deequ_package": spark_line.deequ_package, "deequ_resolved": include_deequ,
-              **({"deequ_error": error} if error else {})}
+    record = {
+        "line": spark_line.name,
+        "packages": resolved,
+        "deequ_package": spark_line.deequ_package,
+        "deequ_resolved": include_deequ,
+        **({"deequ_error": error} if error else {}),
+    }
     (cache / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    print(f"Spark {spark_line.name}: jars resolved into {cache}: {', '.join(resolved)}"
-          + ("" if include_deequ else f"; {spark_line.deequ_package} did not resolve, the built-in quality "
-                                      f"engine will verify ({error})"))
+    print(
+        f"Spark {spark_line.name}: jars resolved into {cache}: {', '.join(resolved)}"
+        + (
+            ""
+            if include_deequ
+            else f"; {spark_line.deequ_package} did not resolve, the built-in quality engine will verify ({error})"
+        )
+    )
     return 0
 
 

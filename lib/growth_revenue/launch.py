@@ -82,19 +82,25 @@ class SubmitSettings:
 
     def options(self) -> list[str]:
         options = [
-            "--name", self.name,
-            "--master", self.master,
-            "--driver-memory", self.driver_memory,
-            "--packages", ",".join(self.packages),
-            "--exclude-packages", ",".join(self.exclude_packages),
+            "--name",
+            self.name,
+            "--master",
+            self.master,
+            "--driver-memory",
+            self.driver_memory,
+            "--packages",
+            ",".join(self.packages),
+            "--exclude-packages",
+            ",".join(self.exclude_packages),
         ]
         for key, value in self.conf.items():
             options += ["--conf", f"{key}={value}"]
         return options
 
 
-def submit_settings(config_path: str | None, base_dir: str | Path | None = None,
-                    line: jars.SparkLine | None = None) -> SubmitSettings:
+def submit_settings(
+    config_path: str | None, base_dir: str | Path | None = None, line: jars.SparkLine | None = None
+) -> SubmitSettings:
     """The options for one launch on `line` (default: the installed pyspark's).
 
     A relative `spark.ivy_dir` is anchored at `base_dir` (default: here): a scheduler passes the

@@ -86,20 +86,24 @@ def to_deequ_json(runs: list[RunMetrics]) -> str:
             analyzer = {"analyzerName": m.analyzer}
             if m.column is not None:
                 analyzer["column"] = m.column
-            metric_map.append({
-                "analyzer": analyzer,
-                "metric": {
-                    "metricName": "DoubleMetric",
-                    "entity": "Dataset" if m.column is None else "Column",
-                    "instance": "*" if m.column is None else m.column,
-                    "name": m.analyzer,
-                    "value": m.value,
-                },
-            })
-        entries.append({
-            "resultKey": {"dataSetDate": date_key(run.as_of), "tags": dict(RESULT_TAGS)},
-            "analyzerContext": {"metricMap": metric_map},
-        })
+            metric_map.append(
+                {
+                    "analyzer": analyzer,
+                    "metric": {
+                        "metricName": "DoubleMetric",
+                        "entity": "Dataset" if m.column is None else "Column",
+                        "instance": "*" if m.column is None else m.column,
+                        "name": m.analyzer,
+                        "value": m.value,
+                    },
+                }
+            )
+        entries.append(
+            {
+                "resultKey": {"dataSetDate": date_key(run.as_of), "tags": dict(RESULT_TAGS)},
+                "analyzerContext": {"metricMap": metric_map},
+            }
+        )
     return json.dumps(entries, indent=2)
 
 
@@ -190,8 +194,10 @@ class MetricsRepository:
             # Our staging file is gone: another run's `load` found no file (between our delete and
             # this rename) and moved it into place. Start again from whatever is in place now.
             log.warning("metrics repository %s: could not move %s into place; saving again", self.path, staging)
-        raise OSError(f"metrics repository {self.path}: could not move a staging file into place "
-                      f"in {self._SAVE_ATTEMPTS} attempts")
+        raise OSError(
+            f"metrics repository {self.path}: could not move a staging file into place "
+            f"in {self._SAVE_ATTEMPTS} attempts"
+        )
 
     # --- files ---
 
@@ -201,7 +207,7 @@ class MetricsRepository:
             return None
         try:
             stream = self._fs.open(file)
-        except Exception as exc:  # noqa: BLE001 - a Py4J error: only "not found" means None
+        except Exception as exc:
             if "FileNotFoundException" in str(exc):
                 return None
             raise
@@ -222,7 +228,9 @@ class MetricsRepository:
         if run is not None:
             from growth_revenue import deequ_engine
 
-            deequ_engine.save(self._spark, str(staging), run.as_of, [(m.analyzer, m.column, m.value) for m in run.metrics])
+            deequ_engine.save(
+                self._spark, str(staging), run.as_of, [(m.analyzer, m.column, m.value) for m in run.metrics]
+            )
         return staging
 
     def _staging_files(self) -> list:
@@ -230,8 +238,9 @@ class MetricsRepository:
         parent = self._file.getParent()
         if parent is None or not self._fs.exists(parent):
             return []
-        found = [s for s in self._fs.listStatus(parent)
-                 if s.isFile() and self._staging_name.fullmatch(s.getPath().getName())]
+        found = [
+            s for s in self._fs.listStatus(parent) if s.isFile() and self._staging_name.fullmatch(s.getPath().getName())
+        ]
         return sorted(found, key=lambda s: s.getModificationTime(), reverse=True)
 
     def _recover(self) -> str | None:
@@ -245,9 +254,12 @@ class MetricsRepository:
             except ValueError:
                 continue  # cut short by a crash mid-write
             if self._fs.rename(status.getPath(), self._file):
-                log.warning("metrics repository %s was missing (a save was interrupted between removing the "
-                            "old file and moving the new one in): recovered it from %s", self.path,
-                            status.getPath().getName())
+                log.warning(
+                    "metrics repository %s was missing (a save was interrupted between removing the "
+                    "old file and moving the new one in): recovered it from %s",
+                    self.path,
+                    status.getPath().getName(),
+                )
             return text
         return None
 

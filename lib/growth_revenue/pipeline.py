@@ -22,12 +22,25 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import incremental, io, metrics, publishing, quality, stages, staging, tables, transforms
+from growth_revenue import (
+    mart_state,
+    metrics,
+    planning,
+    publishing,
+    quality,
+    reading,
+    sparkutil,
+    stages,
+    staging,
+    tables,
+    transforms,
+)
 from growth_revenue.caching import CacheScope
 from growth_revenue.config import Config
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.io import Location
-from growth_revenue.staging import CustomerProfiles, StagedMart
+from growth_revenue.locations import Location
+from growth_revenue.planning import CustomerProfiles
+from growth_revenue.staging import StagedMart
 
 log = logging.getLogger("growth_revenue")
 
@@ -68,8 +81,15 @@ def run(spark: SparkSession, config: Config, request: RunRequest) -> RunOutcome:
     rules = config.rules
     run_id = new_run_id(request.as_of, request.run_timestamp)
     window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
-    log.info("run %s: as-of %s, window %s..%s (%s), run time %s", run_id, request.as_of,
-             window_start, window_end, rules.reporting_timezone, request.run_timestamp.isoformat())
+    log.info(
+        "run %s: as-of %s, window %s..%s (%s), run time %s",
+        run_id,
+        request.as_of,
+        window_start,
+        window_end,
+        rules.reporting_timezone,
+        request.run_timestamp.isoformat(),
+    )
 
     # Each stage's cost is logged when the run ends, published or not (growth_revenue.stages).
     with stages.Stages(spark, run_id, config.observability.stage_metrics_dir) as timed:
@@ -81,14 +101,19 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
     rules = config.rules
     # Extract: the raw tables, and whether the mart is rebuilt or changed
     timed.start("read and decide")
-    orders_version = io.raw_version(spark, request.raw_orders)
-    raw_orders = io.read_raw(spark, request.raw_orders, tables.RAW_ORDERS, orders_version)
-    customers_version = io.raw_version(spark, request.raw_customers)
-    raw_customers = io.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS, customers_version)
-    log.info("read %s from %s%s and %s from %s", tables.RAW_ORDERS, request.raw_orders,
-             f" (version {orders_version})" if orders_version is not None else "", tables.RAW_CUSTOMERS,
-             request.raw_customers)
-    decision, previous_profiles = staging.decide(spark, config, request, orders_version)
+    orders_version = reading.raw_version(spark, request.raw_orders)
+    raw_orders = reading.read_raw(spark, request.raw_orders, tables.RAW_ORDERS, orders_version)
+    customers_version = reading.raw_version(spark, request.raw_customers)
+    raw_customers = reading.read_raw(spark, request.raw_customers, tables.RAW_CUSTOMERS, customers_version)
+    log.info(
+        "read %s from %s%s and %s from %s",
+        tables.RAW_ORDERS,
+        request.raw_orders,
+        f" (version {orders_version})" if orders_version is not None else "",
+        tables.RAW_CUSTOMERS,
+        request.raw_customers,
+    )
+    decision, previous_profiles = planning.decide(spark, config, request, orders_version)
     log.info("mart: %s run (%s)", decision.mode, decision.reason)
 
     # Every frame the run caches lives in this scope: released when the run ends, published or not.
@@ -96,20 +121,26 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
         # Stage: rules 1-6, in memory (nothing is written yet). A full run stages every order; an
         # incremental run only the orders whose mart row may have changed.
         timed.start("customer profiles")
-        profiles = staging.customer_profiles(spark, config, request, raw_customers, customers_version, decision,
-                                             previous_profiles, caches)
+        profiles = planning.customer_profiles(
+            spark, config, request, raw_customers, customers_version, decision, previous_profiles, caches
+        )
         reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
-        bounds = transforms.plausible_order_ts(request.run_timestamp, rules.max_future_skew_hours,
-                                               rules.earliest_order_date, rules.reporting_timezone)
+        bounds = transforms.plausible_order_ts(
+            request.run_timestamp, rules.max_future_skew_hours, rules.earliest_order_date, rules.reporting_timezone
+        )
         timed.start("stage mart")
-        if decision.mode == incremental.INCREMENTAL:
-            staged = staging.stage_change(spark, config, request, raw_orders, profiles, decision.state, reference,
-                                          bounds, caches)
+        if decision.mode == mart_state.INCREMENTAL:
+            if decision.state is None:
+                raise ValueError("an incremental run has no state of the mart's last run to continue from")
+            staged = staging.stage_change(
+                spark, config, request, raw_orders, profiles, decision.state, reference, bounds, caches
+            )
         else:
             staged = staging.stage_rebuild(config, raw_orders, profiles.current, bounds, caches)
         computed_at = dt.datetime.now(dt.timezone.utc)
-        report = caches.persist(transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days,
-                                                              computed_at, run_id))
+        report = caches.persist(
+            transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days, computed_at, run_id)
+        )
 
         # Verify: nothing is published unless every Error-level constraint holds.
         timed.start("verify")
@@ -118,21 +149,48 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
         if verified.failed:
             timed.start("publish dq results")
             publisher.append(verified.dq_rows, tables.DQ_RESULTS)
-            log.error("quality gate failed (%d Error constraint(s)): nothing published; %s, %s and %s left as "
-                      "they were", verified.failed, tables.MART, tables.QUARANTINE, tables.REPORT)
-            return RunOutcome(exit_code=ExitCode.QUALITY_GATE, run_id=run_id, results=verified.results,
-                              report_rows=[], mode=staged.mode, verify_seconds=verified.seconds)
+            log.error(
+                "quality gate failed (%d Error constraint(s)): nothing published; %s, %s and %s left as they were",
+                verified.failed,
+                tables.MART,
+                tables.QUARANTINE,
+                tables.REPORT,
+            )
+            return RunOutcome(
+                exit_code=ExitCode.QUALITY_GATE,
+                run_id=run_id,
+                results=verified.results,
+                report_rows=[],
+                mode=staged.mode,
+                verify_seconds=verified.seconds,
+            )
 
         # Publish: every write, in the order publishing.publish explains
         report_rows = publishing.publish(
-            publisher, timed, caches, as_of=request.as_of, decision=decision, profiles=profiles, staged=staged,
-            report=report, quarantine=transforms.with_run_columns(staged.quarantine, request.as_of, run_id),
-            dq_rows=verified.dq_rows, rule_inputs=staging.rule_inputs(config, request),
-            orders_version=orders_version, customers_version=customers_version, bounds=bounds)
+            publisher,
+            timed,
+            caches,
+            as_of=request.as_of,
+            decision=decision,
+            profiles=profiles,
+            staged=staged,
+            report=report,
+            quarantine=transforms.with_run_columns(staged.quarantine, request.as_of, run_id),
+            dq_rows=verified.dq_rows,
+            rule_inputs=planning.rule_inputs(config, request),
+            orders_version=orders_version,
+            customers_version=customers_version,
+            bounds=bounds,
+        )
         _keep_as_baseline(verified, request.as_of)
-        return RunOutcome(exit_code=ExitCode.OK, run_id=run_id, results=verified.results,
-                          report_rows=[row.asDict() for row in report_rows], mode=staged.mode,
-                          verify_seconds=verified.seconds)
+        return RunOutcome(
+            exit_code=ExitCode.OK,
+            run_id=run_id,
+            results=verified.results,
+            report_rows=[row.asDict() for row in report_rows],
+            mode=staged.mode,
+            verify_seconds=verified.seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,8 +209,16 @@ class Verification:
         return sum(r.blocks_publishing for r in self.results)
 
 
-def _verify(spark: SparkSession, config: Config, request: RunRequest, run_id: str, staged: StagedMart,
-            profiles: CustomerProfiles, report: DataFrame, reference: dt.datetime) -> Verification:
+def _verify(
+    spark: SparkSession,
+    config: Config,
+    request: RunRequest,
+    run_id: str,
+    staged: StagedMart,
+    profiles: CustomerProfiles,
+    report: DataFrame,
+    reference: dt.datetime,
+) -> Verification:
     """The quality gate (Error) and the anomaly checks (Warning), each result logged.
 
     The mart's constraints are verified on the staged rows only: the rows already published passed
@@ -162,8 +228,12 @@ def _verify(spark: SparkSession, config: Config, request: RunRequest, run_id: st
     staged_rows = transforms.with_test_customer_flag(staged.rows, profiles.current)
     checks = quality.gate_checks(staged_rows, report, freshness)
     engine = quality.choose_engine(spark, config.quality.engine)
-    log.info("verifying %d constraints with the %s engine%s", sum(len(c.rules) for c in checks), engine,
-             "" if engine == "deequ" else f" (Deequ: {quality.deequ_absence(spark)})")
+    log.info(
+        "verifying %d constraints with the %s engine%s",
+        sum(len(c.rules) for c in checks),
+        engine,
+        "" if engine == "deequ" else f" (Deequ: {quality.deequ_absence(spark)})",
+    )
     verify_started = time.monotonic()
     results = quality.verify(spark, checks, engine)
     verify_seconds = time.monotonic() - verify_started
@@ -180,14 +250,14 @@ def _verify(spark: SparkSession, config: Config, request: RunRequest, run_id: st
 
             history.make_readable_by_deequ()
             deequ_judge = functools.partial(deequ_engine.newest_point_is_normal, spark, history.path, request.as_of)
-        results += quality.anomaly_results(current, history.previous(request.as_of),
-                                           config.quality.anomaly_max_relative_change, deequ_judge)
+        results += quality.anomaly_results(
+            current, history.previous(request.as_of), config.quality.anomaly_max_relative_change, deequ_judge
+        )
     for result in results:
         level = log.error if result.blocks_publishing else log.warning if result.status == quality.FAILURE else log.info
         level("check %s", result.plain())
     dq_rows = quality.results_frame(spark, results, run_id, request.as_of)  # recorded pass or fail
-    return Verification(results=results, seconds=verify_seconds, dq_rows=dq_rows, run_metrics=current,
-                        history=history)
+    return Verification(results=results, seconds=verify_seconds, dq_rows=dq_rows, run_metrics=current, history=history)
 
 
 def _keep_as_baseline(verified: Verification, as_of: dt.date) -> None:
@@ -207,13 +277,20 @@ def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -
     for request in requests:
         outcomes[request.as_of] = run(spark, config, request).exit_code
     failed = [str(day) for day, code in outcomes.items() if code != ExitCode.OK]
-    log.info("backfill %s..%s: %d published, %d quality gate failed%s", requests[0].as_of, requests[-1].as_of,
-             len(outcomes) - len(failed), len(failed), f" ({', '.join(failed)})" if failed else "")
+    log.info(
+        "backfill %s..%s: %d published, %d quality gate failed%s",
+        requests[0].as_of,
+        requests[-1].as_of,
+        len(outcomes) - len(failed),
+        len(failed),
+        f" ({', '.join(failed)})" if failed else "",
+    )
     return ExitCode.QUALITY_GATE if failed else ExitCode.OK
 
 
-def _metrics_repository(spark: SparkSession, config: Config, output: Location,
-                        engine: str) -> metrics.MetricsRepository | None:
+def _metrics_repository(
+    spark: SparkSession, config: Config, output: Location, engine: str
+) -> metrics.MetricsRepository | None:
     path = config.quality.metrics_repository
     if path is None and output.path is not None:
         path = f"{output.path.rstrip('/')}/{tables.METRICS_REPOSITORY}"
@@ -224,5 +301,5 @@ def _metrics_repository(spark: SparkSession, config: Config, output: Location,
 
 
 def _total_revenue(report: DataFrame) -> float:
-    total = report.agg(F.sum("revenue")).first()[0]
+    total = sparkutil.single_row(report.agg(F.sum("revenue")))[0]
     return float(total or 0)

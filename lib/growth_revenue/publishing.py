@@ -1,7 +1,7 @@
 """Publishing: a verified run's writes, each one atomic Delta commit, in an order a crash cannot break.
 
 `publish` writes a run's outputs in order; `Publisher` does each write, tagged with the run id
-and retried on a Delta conflict (io.with_conflict_retries). Every Delta write of a run goes through here.
+and retried on a Delta conflict (writing.with_conflict_retries). Every Delta write of a run goes through here.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import logging
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import incremental, io, stages, tables, transforms
+from growth_revenue import delta_log, mart_state, stages, tables, transforms, writing
 from growth_revenue.caching import CacheScope
 from growth_revenue.config import Config
-from growth_revenue.io import Location
-from growth_revenue.staging import CustomerProfiles, StagedMart
+from growth_revenue.locations import Location
+from growth_revenue.planning import CustomerProfiles
+from growth_revenue.staging import StagedMart
 
 log = logging.getLogger("growth_revenue")
 
@@ -36,56 +37,108 @@ class Publisher:
     def run_id(self) -> str:
         return self._run_id
 
-    def overwrite(self, df: DataFrame, table: str, partition_by: tuple[str, ...] = (),
-                  user_metadata: str | None = None, properties: dict[str, str] | None = None,
-                  plain_columns: tuple[str, ...] = ()) -> int:
+    def overwrite(
+        self,
+        df: DataFrame,
+        table: str,
+        partition_by: tuple[str, ...] = (),
+        user_metadata: str | None = None,
+        properties: dict[str, str] | None = None,
+        plain_columns: tuple[str, ...] = (),
+    ) -> int:
         metadata = user_metadata or self._run_id
-        return self._write(table, "", lambda location: io.overwrite(df, location, partition_by, metadata, properties,
-                                                                    self._run_id, plain_columns))
+        return self._write(
+            table,
+            "",
+            lambda location: writing.overwrite(
+                df, location, partition_by, metadata, properties, self._run_id, plain_columns
+            ),
+        )
 
-    def mart(self, staged: StagedMart, state: incremental.MartState, previous: incremental.MartState | None) -> int:
+    def mart(self, staged: StagedMart, state: mart_state.MartState, previous: mart_state.MartState | None) -> int:
         """The staged mart change and the state it reflects, in one commit; the mart's version after it."""
         metadata = state.to_metadata()
-        if staged.mode == incremental.FULL:
-            return self.overwrite(staged.rows, tables.MART, ("order_date",), metadata, self.deletion_vectors,
-                                  transforms.MART_HIGH_CARDINALITY_COLUMNS)
+        if staged.mode == mart_state.FULL:
+            return self.overwrite(
+                staged.rows,
+                tables.MART,
+                ("order_date",),
+                metadata,
+                self.deletion_vectors,
+                transforms.MART_HIGH_CARDINALITY_COLUMNS,
+            )
         if staged.changed_rows:
-            return self._write(tables.MART, "merge", lambda location: io.merge_by_key(
-                staged.changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata))
+            changes = staged.changes
+            if changes is None:
+                raise ValueError("an incremental mart change with changed rows has no MERGE source (staged.changes)")
+            return self._write(
+                tables.MART,
+                "merge",
+                lambda location: writing.merge_by_key(
+                    changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata
+                ),
+            )
+        if previous is None:
+            raise ValueError("an incremental mart change has no previous run's state to follow")
         if _position(state) != _position(previous):
             # New raw rows that change no mart row: the watermark still moves, in a data-free commit.
-            return self._write(tables.MART, "watermark only",
-                               lambda location: io.record_metadata(self._spark, location, metadata))
+            return self._write(
+                tables.MART, "watermark only", lambda location: writing.record_metadata(self._spark, location, metadata)
+            )
         mart = self._output.child(tables.MART)
         log.info("%s unchanged: nothing landed since run %s's watermark", mart, previous.run_id)
-        return io.version_of(self._spark, mart)
+        version = delta_log.version_of(self._spark, mart)
+        if version is None:
+            raise RuntimeError(f"{mart} is not a Delta table: the incremental run found no mart to leave unchanged")
+        return version
 
     def replace_snapshot(self, df: DataFrame, table: str, as_of: dt.date) -> int:
         predicate = f"as_of_date = DATE'{as_of.isoformat()}'"  # from a date object, never from text
-        return self._write(table, f"snapshot {as_of}",
-                           lambda location: io.replace_where(df, location, predicate, self._run_id))
+        return self._write(
+            table, f"snapshot {as_of}", lambda location: writing.replace_where(df, location, predicate, self._run_id)
+        )
 
     def append(self, df: DataFrame, table: str) -> int:
-        return self._write(table, "", lambda location: io.append(df, location, self._run_id))
+        return self._write(table, "", lambda location: writing.append(df, location, self._run_id))
 
     def upsert(self, df: DataFrame, table: str, key: str, properties: dict[str, str] | None = None) -> int:
-        return self._write(table, "merge", lambda location: io.upsert_changed(df, location, key, self._run_id,
-                                                                            properties))
+        return self._write(
+            table, "merge", lambda location: writing.upsert_changed(df, location, key, self._run_id, properties)
+        )
 
     def _write(self, table: str, detail: str, write) -> int:
         location = self._output.child(table)
         log.info("publishing %s to %s", table, location)
-        retries = io.with_conflict_retries(lambda: write(location), location, self._retries, self._backoff)
-        version, metrics = io.commit_of_run(self._spark, location, self._run_id)
-        log.info("wrote %s: Delta version %d, %s%s%s", location, version, _rows_written(metrics),
-                 f", {detail}" if detail else "", f", after {retries} retried conflict(s)" if retries else "")
+        retries = writing.with_conflict_retries(lambda: write(location), location, self._retries, self._backoff)
+        version, metrics = delta_log.commit_of_run(self._spark, location, self._run_id)
+        log.info(
+            "wrote %s: Delta version %d, %s%s%s",
+            location,
+            version,
+            _rows_written(metrics),
+            f", {detail}" if detail else "",
+            f", after {retries} retried conflict(s)" if retries else "",
+        )
         return version
 
 
-def publish(publisher: Publisher, timed: stages.Stages, caches: CacheScope, *, as_of: dt.date,
-            decision: incremental.Decision, profiles: CustomerProfiles, staged: StagedMart, report: DataFrame,
-            quarantine: DataFrame, dq_rows: DataFrame, rule_inputs: dict, orders_version: int | None,
-            customers_version: int | None, bounds: tuple[dt.datetime, dt.datetime]) -> list[Row]:
+def publish(
+    publisher: Publisher,
+    timed: stages.Stages,
+    caches: CacheScope,
+    *,
+    as_of: dt.date,
+    decision: mart_state.Decision,
+    profiles: CustomerProfiles,
+    staged: StagedMart,
+    report: DataFrame,
+    quarantine: DataFrame,
+    dq_rows: DataFrame,
+    rule_inputs: dict,
+    orders_version: int | None,
+    customers_version: int | None,
+    bounds: tuple[dt.datetime, dt.datetime],
+) -> list[Row]:
     """Writes a verified run's outputs; the report's rows, largest revenue first.
 
     Each write is one atomic Delta commit. The order matters for a crash between two of them: the
@@ -102,8 +155,7 @@ def publish(publisher: Publisher, timed: stages.Stages, caches: CacheScope, *, a
     # seconds per run for the caches over the mart, which nothing reads after this point.
     caches.release(report, *caches.reading(tables.MART))
     timed.start("publish customer state")
-    state = _state_after(publisher, staged, profiles, decision, rule_inputs, orders_version, customers_version,
-                         bounds)
+    state = _state_after(publisher, staged, profiles, decision, rule_inputs, orders_version, customers_version, bounds)
     timed.start("publish mart")
     mart_version = publisher.mart(staged, state, decision.state)
     timed.start("publish quarantine")
@@ -115,10 +167,16 @@ def publish(publisher: Publisher, timed: stages.Stages, caches: CacheScope, *, a
     return report_rows
 
 
-def _state_after(publisher: Publisher, staged: StagedMart, profiles: CustomerProfiles,
-                 decision: incremental.Decision, rule_inputs: dict, orders_version: int | None,
-                 customers_version: int | None,
-                 bounds: tuple[dt.datetime, dt.datetime]) -> incremental.MartState:
+def _state_after(
+    publisher: Publisher,
+    staged: StagedMart,
+    profiles: CustomerProfiles,
+    decision: mart_state.Decision,
+    rule_inputs: dict,
+    orders_version: int | None,
+    customers_version: int | None,
+    bounds: tuple[dt.datetime, dt.datetime],
+) -> mart_state.MartState:
     """The state the mart's commit will carry; writes the customer profiles first when they changed.
 
     The profiles go first: a crash before the mart commit leaves the mart naming the previous
@@ -128,24 +186,36 @@ def _state_after(publisher: Publisher, staged: StagedMart, profiles: CustomerPro
     """
     customer_version = decision.state.customer_state_version if decision.state else None
     if customer_version is not None and staged.customers_changed and profiles.carried_over:
-        customer_version = publisher.upsert(profiles.recomputed, tables.CUSTOMER_STATE, "customer_id",
-                                            publisher.deletion_vectors)
+        if profiles.recomputed is None:
+            raise ValueError("carried-over customer profiles have no recomputed profiles to merge")
+        customer_version = publisher.upsert(
+            profiles.recomputed, tables.CUSTOMER_STATE, "customer_id", publisher.deletion_vectors
+        )
     elif staged.customers_changed or customer_version is None:
-        customer_version = publisher.overwrite(profiles.current, tables.CUSTOMER_STATE,
-                                               properties=publisher.deletion_vectors)
-    return incremental.MartState(run_id=publisher.run_id, mode=staged.mode, orders_watermark=staged.watermark,
-                                 customer_state_version=customer_version, raw_orders_version=orders_version,
-                                 rules=rule_inputs, raw_customers_version=customers_version,
-                                 latest_order_ts=bounds[1].isoformat())
+        customer_version = publisher.overwrite(
+            profiles.current, tables.CUSTOMER_STATE, properties=publisher.deletion_vectors
+        )
+    return mart_state.MartState(
+        run_id=publisher.run_id,
+        mode=staged.mode,
+        orders_watermark=staged.watermark,
+        customer_state_version=customer_version,
+        raw_orders_version=orders_version,
+        rules=rule_inputs,
+        raw_customers_version=customers_version,
+        latest_order_ts=bounds[1].isoformat(),
+    )
 
 
-def _position(state: incremental.MartState) -> tuple:
+def _position(state: mart_state.MartState) -> tuple:
     """Where in the raw data a state stands; a run that moves it must commit it, even with no row changed."""
     return state.orders_watermark, state.customer_state_version, state.raw_orders_version, state.raw_customers_version
 
 
 def _rows_written(metrics: dict[str, str]) -> str:
     if "numTargetRowsInserted" in metrics:  # a MERGE
-        return ", ".join(f"{metrics.get(f'numTargetRows{kind}', 0)} rows {kind.lower()}"
-                         for kind in ("Inserted", "Updated", "Deleted"))
+        return ", ".join(
+            f"{metrics.get(f'numTargetRows{kind}', 0)} rows {kind.lower()}"
+            for kind in ("Inserted", "Updated", "Deleted")
+        )
     return f"{metrics.get('numOutputRows', 0)} rows written"

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from growth_revenue import deequ_engine, spark_engine, tables
+from growth_revenue import deequ_engine, spark_engine, sparkutil, tables
 from growth_revenue.checks import (
     FAILURE,
     SUCCESS,
@@ -36,19 +36,37 @@ from growth_revenue.checks import (
 from growth_revenue.metrics import MART_ROWS, REPORT_REVENUE, RunMetrics
 
 __all__ = [  # the public face: checks.py's declarations that callers use are re-exported
-    "FAILURE", "RESULTS_SCHEMA", "SUCCESS", "WATCHED_METRICS", "AnomalyRule", "Check", "Level", "QuarantineRule",
-    "Result", "Rule", "anomaly_results", "choose_engine", "deequ_absence", "deequ_available", "engine_for",
-    "freshness_summary", "gate_checks", "is_normal_change", "quarantine_results", "rate_bounds", "relative_change",
-    "report_summary", "results_frame", "verify",
+    "FAILURE",
+    "RESULTS_SCHEMA",
+    "SUCCESS",
+    "WATCHED_METRICS",
+    "AnomalyRule",
+    "Check",
+    "Level",
+    "QuarantineRule",
+    "Result",
+    "Rule",
+    "anomaly_results",
+    "choose_engine",
+    "deequ_absence",
+    "deequ_available",
+    "engine_for",
+    "freshness_summary",
+    "gate_checks",
+    "is_normal_change",
+    "quarantine_results",
+    "rate_bounds",
+    "relative_change",
+    "report_summary",
+    "results_frame",
+    "verify",
 ]
 
 
 # --- what the gate checks ------------------------------------------------------------------
 
 
-def freshness_summary(
-    raw_orders: DataFrame, reference_time: dt.datetime, max_age_hours: float
-) -> DataFrame:
+def freshness_summary(raw_orders: DataFrame, reference_time: dt.datetime, max_age_hours: float) -> DataFrame:
     """One row: the newest raw _ingested_at, its age at `reference_time` and the margin left.
 
     Only rows that had landed by the reference time count: a backfill of a past date is judged
@@ -139,8 +157,9 @@ def is_normal_change(previous: float, current: float, max_change: float) -> bool
     return lower <= ratio <= upper
 
 
-def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change: float,
-                    deequ_judge=None) -> list[Result]:
+def anomaly_results(
+    current: RunMetrics, previous: RunMetrics | None, max_change: float, deequ_judge=None
+) -> list[Result]:
     """Warning-level: each watched metric may move at most `max_change` (relative) since the previous run.
 
     `previous` is the newest published run before this as-of date; a first run has nothing to compare.
@@ -149,12 +168,16 @@ def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change
     """
     results = []
     for analyzer, column, table, what in WATCHED_METRICS:
-        rule = AnomalyRule(analyzer, column, f"{what} changed by at most {max_change:.0%} since the previous run",
-                           max_change)
+        rule = AnomalyRule(
+            analyzer, column, f"{what} changed by at most {max_change:.0%} since the previous run", max_change
+        )
         check = Check(table, "anomaly", Level.WARNING, None, (rule,))
-        now = current.get(analyzer, column).value
+        measured = current.get(analyzer, column)
+        if measured is None:
+            raise ValueError(f"this run's metrics have no {analyzer}({column or ''}) to watch")
+        now = measured.value
         before = previous.get(analyzer, column) if previous is not None else None
-        if before is None:
+        if previous is None or before is None:
             results.append(Result(check, rule, SUCCESS, None, f"{what} {_number(now)}; no earlier run to compare with"))
             continue
         if deequ_judge is not None:
@@ -162,8 +185,10 @@ def anomaly_results(current: RunMetrics, previous: RunMetrics | None, max_change
         else:
             normal = is_normal_change(before.value, now, max_change)
         change = relative_change(before.value, now)
-        message = (f"{what} {_number(now)} vs {_number(before.value)} as of {previous.as_of}: "
-                   f"{change:+.1%} (bound ±{max_change:.0%})")
+        message = (
+            f"{what} {_number(now)} vs {_number(before.value)} as of {previous.as_of}: "
+            f"{change:+.1%} (bound ±{max_change:.0%})"
+        )
         results.append(Result(check, rule, SUCCESS if normal else FAILURE, change, message))
     return results
 
@@ -176,16 +201,22 @@ def quarantine_results(reasons: dict[str, int], published: int, max_share: float
     quarantined = sum(reasons.values())
     share = quarantined / (quarantined + published) if quarantined else 0.0
     detail = ", ".join(f"{count:,} {reason}" for reason, count in sorted(reasons.items()) if count)
-    said = (f"{quarantined:,} of {quarantined + published:,} revenue orders quarantined ({share:.2%})"
-            + (f": {detail}" if detail else ""))
+    said = f"{quarantined:,} of {quarantined + published:,} revenue orders quarantined ({share:.2%})" + (
+        f": {detail}" if detail else ""
+    )
     checks = (
         (Level.WARNING, QuarantineRule("no revenue order is quarantined", None), quarantined == 0, float(quarantined)),
-        (Level.ERROR, QuarantineRule(f"at most {max_share * 100:g}% of revenue orders are quarantined", max_share),
-         share <= max_share, share),
+        (
+            Level.ERROR,
+            QuarantineRule(f"at most {max_share * 100:g}% of revenue orders are quarantined", max_share),
+            share <= max_share,
+            share,
+        ),
     )
     return [
-        Result(Check(tables.QUARANTINE, "quarantine", level, None, (rule,)), rule, SUCCESS if ok else FAILURE,
-               metric, said)
+        Result(
+            Check(tables.QUARANTINE, "quarantine", level, None, (rule,)), rule, SUCCESS if ok else FAILURE, metric, said
+        )
         for level, rule, ok, metric in checks
     ]
 
@@ -206,8 +237,8 @@ def deequ_available(spark: SparkSession) -> bool:
     from py4j.java_gateway import JavaClass
 
     try:
-        return isinstance(spark._jvm.com.amazon.deequ.VerificationSuite, JavaClass)
-    except Exception:  # noqa: BLE001 - no JVM gateway (e.g. Spark Connect): no Deequ
+        return isinstance(sparkutil.jvm(spark).com.amazon.deequ.VerificationSuite, JavaClass)
+    except Exception:
         return False
 
 
@@ -242,22 +273,34 @@ def verify(spark: SparkSession, checks: list[Check], engine: str) -> list[Result
     """One Result per rule of every check, the same rows whichever engine measures them."""
     results = []
     for check in checks:
+        data, rules = _measured(check)
         if engine == "deequ":
-            rows, measured = deequ_engine.verify(spark, check.data, check.level is Level.ERROR,
-                                                 f"{check.dataset} {check.name}", check.rules)
+            rows, measured = deequ_engine.verify(
+                spark, data, check.level is Level.ERROR, f"{check.dataset} {check.name}", rules
+            )
             verdicts = [(m.passed, m.metric) for m in measured]
         else:
-            rows, verdicts = spark_engine.measure(check.data, check.rules)
-        results += _judge(check, rows, verdicts)
+            rows, verdicts = spark_engine.measure(data, rules)
+        results += _judge(check, rules, rows, verdicts)
     return results
 
 
-def _judge(check: Check, rows: int, verdicts: list[tuple[bool, float | None]]) -> list[Result]:
+def _measured(check: Check) -> tuple[DataFrame, tuple[Rule, ...]]:
+    """What an engine measures of a gate check: its rows, and its rules, every one a `Rule`."""
+    rules = tuple(rule for rule in check.rules if isinstance(rule, Rule))
+    if check.data is None or len(rules) != len(check.rules):
+        raise TypeError(f"{check.dataset} {check.name}: an engine verifies only Rules over rows; this check is not one")
+    return check.data, rules
+
+
+def _judge(check: Check, rules: tuple[Rule, ...], rows: int, verdicts: list[tuple[bool, float | None]]) -> list[Result]:
     if rows == 0:
         # Deequ fails every metric on empty data; for a gate, "no row breaks the rule" holds.
-        return [Result(check, rule, SUCCESS, None, "no rows to check") for rule in check.rules]
-    return [Result(check, rule, SUCCESS if passed else FAILURE, metric, _describe(rule, passed, metric, rows))
-            for rule, (passed, metric) in zip(check.rules, verdicts, strict=True)]
+        return [Result(check, rule, SUCCESS, None, "no rows to check") for rule in rules]
+    return [
+        Result(check, rule, SUCCESS if passed else FAILURE, metric, _describe(rule, passed, metric, rows))
+        for rule, (passed, metric) in zip(rules, verdicts, strict=True)
+    ]
 
 
 def _describe(rule: Rule, passed: bool, metric: float | None, rows: int) -> str:
@@ -288,14 +331,28 @@ RESULTS_SCHEMA = T.StructType(
 def results_frame(spark: SparkSession, results: list[Result], run_id: str, as_of: dt.date) -> DataFrame:
     """The rows appended to dq_check_results for one run."""
     rows = [
-        (run_id, as_of, r.check.dataset, r.check.name, r.check.level.value, r.rule.deequ_name,
-         r.status, r.message, r.metric_value)
+        (
+            run_id,
+            as_of,
+            r.check.dataset,
+            r.check.name,
+            r.check.level.value,
+            r.rule.deequ_name,
+            r.status,
+            r.message,
+            r.metric_value,
+        )
         for r in results
     ]
     # Literal rows built in the JVM: spark.createDataFrame(list) would make an executor start a
     # Python worker, so a cluster's workers would need the driver's interpreter for 10 rows.
     literal_rows = [
-        F.struct(*[F.lit(value).cast(field.dataType).alias(field.name) for value, field in zip(row, RESULTS_SCHEMA.fields)])
+        F.struct(
+            *[
+                F.lit(value).cast(field.dataType).alias(field.name)
+                for value, field in zip(row, RESULTS_SCHEMA.fields, strict=True)
+            ]
+        )
         for row in rows
     ]
     if not literal_rows:

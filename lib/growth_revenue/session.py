@@ -44,8 +44,9 @@ def local_session(settings: SparkSettings, line: jars.SparkLine, include_deequ: 
     return _local_builder(SparkSession.builder.appName(settings.app_name), settings, line, include_deequ).getOrCreate()
 
 
-def _local_builder(builder: SparkSession.Builder, settings: SparkSettings, line: jars.SparkLine,
-                   include_deequ: bool) -> SparkSession.Builder:
+def _local_builder(
+    builder: SparkSession.Builder, settings: SparkSettings, line: jars.SparkLine, include_deequ: bool
+) -> SparkSession.Builder:
     builder = (
         builder.master(settings.master)
         .config("spark.driver.memory", settings.driver_memory)

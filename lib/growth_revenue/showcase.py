@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from growth_revenue import tables
-from growth_revenue.incremental import MartState
+from growth_revenue.mart_state import MartState
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,29 @@ def format_dashboard(latest: list[dict], previous: list[dict]) -> list[str]:
     if not latest:
         return [f"Growth dashboard ({tables.REPORT}): no snapshot published yet"]
     first = latest[0]
-    title = (f"Growth dashboard: 30-day revenue by segment as of {first['as_of_date']} "
-             f"(orders {first['window_start']}..{first['window_end']})")
+    title = (
+        f"Growth dashboard: 30-day revenue by segment as of {first['as_of_date']} "
+        f"(orders {first['window_start']}..{first['window_end']})"
+    )
     before = {r["customer_segment"]: r for r in previous}
     now = {r["customer_segment"]: r for r in latest}
     # A segment that had orders before and none in the window now shows as 0.00.
-    gone = [{"customer_segment": s, "revenue": Decimal(0), "order_count": 0, "customer_count": 0}
-            for s in before if s not in now]
+    gone = [
+        {"customer_segment": s, "revenue": Decimal(0), "order_count": 0, "customer_count": 0}
+        for s in before
+        if s not in now
+    ]
     header = ["segment", "revenue", "orders", "customers"]
     if previous:
         header.append(f"vs {previous[0]['as_of_date']}")
     rows = []
     for r in [*latest, *gone]:
-        cells = [str(r["customer_segment"]), f"{r['revenue']:,.2f}", f"{r['order_count']:,}",
-                 f"{r['customer_count']:,}"]
+        cells = [
+            str(r["customer_segment"]),
+            f"{r['revenue']:,.2f}",
+            f"{r['order_count']:,}",
+            f"{r['customer_count']:,}",
+        ]
         if previous:
             old = before.get(r["customer_segment"])
             cells.append(change(r["revenue"], old["revenue"] if old else None))
@@ -101,16 +110,20 @@ def format_mart(rows: int | None, commits: list[dict]) -> list[str]:
     if rows is None:
         return [f"{tables.MART}: not published yet"]
     body = [[str(c["version"]), c["operation"], *reversed(run_of(c["userMetadata"]))] for c in commits]
-    return [f"{tables.MART}: {rows:,} rows. Its Delta history, newest first:",
-            *table(["version", "operation", "run", "run id"], body, right=(0,))]
+    return [
+        f"{tables.MART}: {rows:,} rows. Its Delta history, newest first:",
+        *table(["version", "operation", "run", "run id"], body, right=(0,)),
+    ]
 
 
 def format_quarantine(counts: dict[str, int]) -> list[str]:
     total = sum(counts.values())
     if not total:
         return [f"{tables.QUARANTINE}: no order held back"]
-    return [f"{tables.QUARANTINE}: {total:,} order(s) held back from the mart",
-            *table(["reason", "orders"], [[reason, f"{n:,}"] for reason, n in sorted(counts.items())], right=(1,))]
+    return [
+        f"{tables.QUARANTINE}: {total:,} order(s) held back from the mart",
+        *table(["reason", "orders"], [[reason, f"{n:,}"] for reason, n in sorted(counts.items())], right=(1,)),
+    ]
 
 
 def format_checks(run_id: str | None, checks: list[dict]) -> list[str]:
@@ -119,14 +132,20 @@ def format_checks(run_id: str | None, checks: list[dict]) -> list[str]:
     failed = [c for c in checks if c["status"] != "Success"]
     blocking = sum(c["level"] == "Error" for c in failed)
     body = [[c["check"], c["level"], c["status"], c["constraint"]] for c in checks]
-    return [f"{tables.DQ_RESULTS} of the last run ({run_id}): {len(checks)} constraints, {len(failed)} not met, "
-            f"{blocking} of them at Error level",
-            *table(["check", "level", "status", "constraint"], body)]
+    return [
+        f"{tables.DQ_RESULTS} of the last run ({run_id}): {len(checks)} constraints, {len(failed)} not met, "
+        f"{blocking} of them at Error level",
+        *table(["check", "level", "status", "constraint"], body),
+    ]
 
 
 def format_view(view: View) -> str:
-    sections = [format_dashboard(view.latest, view.previous), format_mart(view.mart_rows, view.mart_commits),
-                format_quarantine(view.quarantine), format_checks(view.last_run_id, view.checks)]
+    sections = [
+        format_dashboard(view.latest, view.previous),
+        format_mart(view.mart_rows, view.mart_commits),
+        format_quarantine(view.quarantine),
+        format_checks(view.last_run_id, view.checks),
+    ]
     return "\n\n".join("\n".join(lines) for lines in sections)
 
 
@@ -134,37 +153,44 @@ def format_view(view: View) -> str:
 
 
 def read_view(spark, output) -> View:
-    """The published tables under `output` (an io.Location) as plain values."""
+    """The published tables under `output` (an locations.Location) as plain values."""
     from pyspark.sql import functions as F
 
-    from growth_revenue import io
+    from growth_revenue import delta_log, reading
 
     def read(name: str):
         location = output.child(name)
-        return io.read_output(spark, location) if io.delta_table(spark, location) is not None else None
+        return reading.read_output(spark, location) if delta_log.delta_table(spark, location) is not None else None
 
     latest: list[dict] = []
     previous: list[dict] = []
     report = read(tables.REPORT)
     if report is not None:
         dates = sorted((r[0] for r in report.select("as_of_date").distinct().collect()), reverse=True)[:2]
-        snapshots = [[r.asDict() for r in report.where(F.col("as_of_date") == d)
-                      .orderBy(F.desc("revenue"), "customer_segment").collect()] for d in dates]
+        snapshots = [
+            [
+                r.asDict()
+                for r in report.where(F.col("as_of_date") == d).orderBy(F.desc("revenue"), "customer_segment").collect()
+            ]
+            for d in dates
+        ]
         latest, previous = (snapshots + [[], []])[:2]
     mart = read(tables.MART)
     quarantine = read(tables.QUARANTINE)
     dq = read(tables.DQ_RESULTS)
     last_run_id, checks = None, []
     if dq is not None:
-        last_run_id = run_of(io.history(spark, output.child(tables.DQ_RESULTS), limit=1)[0]["userMetadata"])[0]
-        checks = [r.asDict() for r in dq.where(F.col("run_id") == last_run_id)
-                  .select("check", "level", "constraint", "status").collect()]
+        last_run_id = run_of(delta_log.history(spark, output.child(tables.DQ_RESULTS), limit=1)[0]["userMetadata"])[0]
+        checks = [
+            r.asDict()
+            for r in dq.where(F.col("run_id") == last_run_id).select("check", "level", "constraint", "status").collect()
+        ]
     reasons = quarantine.groupBy("quarantine_reason").count().collect() if quarantine is not None else []
     return View(
         latest=latest,
         previous=previous,
         mart_rows=mart.count() if mart is not None else None,
-        mart_commits=io.history(spark, output.child(tables.MART), limit=20),
+        mart_commits=delta_log.history(spark, output.child(tables.MART), limit=20),
         quarantine={r[0]: r[1] for r in reasons},
         checks=checks,
         last_run_id=last_run_id,
@@ -177,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from growth_revenue.config import load_config
-    from growth_revenue.io import Location
+    from growth_revenue.locations import Location
     from growth_revenue.session import get_spark, stop_spark
 
     config = load_config(args.config)

@@ -1,8 +1,9 @@
-"""Two typed accessors pyspark's annotations leave Optional, for code that is past the point where
-they can be None."""
+"""Small helpers around the Spark session: typed accessors pyspark's annotations leave Optional,
+session settings for the span of one action, and one-line error reasons."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -22,3 +23,25 @@ def single_row(df: DataFrame) -> Row:
     if row is None:
         raise ValueError(f"expected one row, the query returned none: {df}")
     return row
+
+
+def first_line(exc: Exception) -> str:
+    """An exception's message cut to its first line for one-line reasons; its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]):
+    """Spark session settings for the duration of one write or action; the previous values come back after it."""
+    previous: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)

@@ -40,16 +40,22 @@ class StageCost:
     bytes_shuffled: int  # shuffle bytes written between its Spark stages
 
     def summary(self) -> str:
-        return (f"stage {self.name}: {self.seconds:.1f}s, {self.spark_jobs} Spark jobs, {self.rows_read:,} rows read, "
-                f"{self.rows_written:,} rows written ({_mib(self.bytes_written)}), {_mib(self.bytes_shuffled)} "
-                f"shuffled")
+        return (
+            f"stage {self.name}: {self.seconds:.1f}s, {self.spark_jobs} Spark jobs, {self.rows_read:,} rows read, "
+            f"{self.rows_written:,} rows written ({_mib(self.bytes_written)}), {_mib(self.bytes_shuffled)} "
+            f"shuffled"
+        )
 
 
 def total(costs: tuple[StageCost, ...] | list[StageCost]) -> StageCost:
     """Every stage of a run summed as one."""
-    return StageCost("run", *(sum(getattr(c, f) for c in costs) for f in
-                              ("seconds", "spark_jobs", "rows_read", "rows_written", "bytes_written",
-                               "bytes_shuffled")))
+    return StageCost(
+        "run",
+        *(
+            sum(getattr(c, f) for c in costs)
+            for f in ("seconds", "spark_jobs", "rows_read", "rows_written", "bytes_written", "bytes_shuffled")
+        ),
+    )
 
 
 class Stages:
@@ -105,7 +111,7 @@ class Stages:
         jsc = self._sc._jsc.sc()
         try:  # Spark-internal too; without it the last stage's figures may lag, never fail the run
             jsc.listenerBus().waitUntilEmpty(_DRAIN_MILLIS)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("status store not drained: %s", exc)
         # The public status tracker has job and stage ids only; the task metrics sit in the status
         # store (Spark-internal, stable across 3.5 and 4.x). Skipped stages (a reused shuffle) are zeros.
@@ -118,7 +124,7 @@ class Stages:
             for stage_id in stage_ids:
                 try:
                     stage = store.lastStageAttempt(stage_id)
-                except Exception:  # noqa: BLE001 - evicted from the store (spark.ui.retainedStages)
+                except Exception:
                     continue
                 sums["rows_read"] += stage.inputRecords()
                 sums["rows_written"] += stage.outputRecords()

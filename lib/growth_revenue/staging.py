@@ -1,6 +1,6 @@
 """Staging: a run's mart change computed in memory, nothing written (rules 1-6 of transforms).
 
-`decide` says whether the mart is rebuilt or changed (incremental.decide); `customer_profiles`
+`decide` says whether the mart is rebuilt or changed (mart_state.decide); `customer_profiles`
 computes the profiles; `stage_rebuild` stages every order, `stage_change` only the mart rows that
 may have changed since the last run. They read the raw tables and the published outputs (through
 io) and cache what they read more than once in the run's CacheScope (growth_revenue.caching).
@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import incremental, io, tables, transforms
+from growth_revenue import incremental, mart_state, reading, sparkutil, tables, transforms
 from growth_revenue.caching import CacheScope
 from growth_revenue.config import Config
-from growth_revenue.io import Location
+from growth_revenue.planning import CustomerProfiles
+from growth_revenue.sparkutil import single_row
 
 if TYPE_CHECKING:
     from growth_revenue.pipeline import RunRequest
 
 log = logging.getLogger("growth_revenue")
+
 
 @dataclass(frozen=True)
 class StagedMart:
@@ -44,152 +46,89 @@ class StagedMart:
     freshness_input: DataFrame  # raw_orders rows the freshness check reads
 
 
-@dataclass(frozen=True)
-class CustomerProfiles:
-    """This run's customer profiles, and the ones whose change since the last run is to be found."""
-
-    current: DataFrame  # every customer's profile (the classification and the state use these)
-    previous: DataFrame | None  # the last run's profiles of the customers that may have changed
-    recomputed: DataFrame | None  # their profiles now (incremental.customer_changes compares the two)
-    carried_over: bool = False  # `current` is the state with `recomputed` applied: only those can differ
-
-
-def decide(spark: SparkSession, config: Config, request: RunRequest,
-           orders_version: int | None) -> tuple[incremental.Decision, DataFrame | None]:
-    """Full or incremental (incremental.decide), and the customer profiles the last run used."""
-    output = request.output
-    # The newest commit carries the last run's state unless another writer committed since.
-    commits = io.history(spark, output.child(tables.MART), limit=1)
-    if commits and incremental.MartState.from_metadata(commits[0]["userMetadata"]) is None:
-        commits = io.history(spark, output.child(tables.MART))
-    decision = incremental.decide(commits, rule_inputs(config, request), request.full_refresh)
-    if decision.mode == incremental.FULL:
-        return decision, None
-    rewritten = _rewrite_since(spark, request.raw_orders, decision.state.raw_orders_version, orders_version)
-    if rewritten:
-        return incremental.Decision(incremental.FULL, f"{tables.RAW_ORDERS} {rewritten} since run "
-                                                      f"{decision.state.run_id}; the watermark sees appends only"), None
-    if io.delta_table(spark, output.child(tables.QUARANTINE)) is None:
-        return incremental.Decision(incremental.FULL, f"{tables.QUARANTINE} is missing"), None
-    version = decision.state.customer_state_version
-    try:
-        previous = io.read_output(spark, output.child(tables.CUSTOMER_STATE), version)
-        previous.schema  # resolves the version now, so a vacuumed or missing state falls back here
-    except Exception as exc:  # noqa: BLE001 - any unreadable state means "rebuild", never a wrong mart
-        return incremental.Decision(incremental.FULL, f"{tables.CUSTOMER_STATE} version {version} is unreadable: "
-                                                      f"{io.first_line(exc)}"), None
-    return decision, previous
-
-
-def _rewrite_since(spark: SparkSession, location: Location, read_before: int | None,
-                   version: int | None) -> str | None:
-    """How a raw Delta table changed other than by appends since version `read_before`, or None."""
-    if version is None or read_before is None:
-        return None
-    commits = io.history(spark, location, limit=max(version - read_before, 0) + 1)
-    return incremental.raw_rewrite(read_before, commits)
-
-
-def customer_profiles(spark: SparkSession, config: Config, request: RunRequest, raw_customers: DataFrame,
-                      customers_version: int | None, decision: incremental.Decision, previous: DataFrame | None,
-                      caches: CacheScope) -> CustomerProfiles:
-    """Every customer's profile from raw (a full run, or when the appended rows cannot be told apart),
-    or only those of the customers with a raw_customers row appended since the last run.
-    """
-    rules = config.rules
-    appended, why_not = (None, "") if previous is None else _customers_appended(spark, request, decision.state,
-                                                                                  customers_version)
-    if appended is None:
-        current = caches.persist(transforms.customer_profiles(raw_customers, rules.test_email_domains,
-                                                              rules.unknown_segment))
-        if previous is not None:
-            log.info("customer profiles: every customer's recomputed (%s)", why_not)
-        return CustomerProfiles(current=current, previous=previous, recomputed=current, carried_over=False)
-    ids = caches.persist(appended.where(F.col("customer_id").isNotNull()).select("customer_id").distinct())
-    # Their complete history, so the latest version wins exactly as in a rebuild.
-    recomputed = caches.persist(transforms.customer_profiles(raw_customers.join(ids, "customer_id", "left_semi"),
-                                                             rules.test_email_domains, rules.unknown_segment))
-    current = caches.persist(incremental.updated_profiles(previous, recomputed, ids))
-    log.info("customer profiles: %d customers with %s rows appended since version %d recomputed, the others' "
-             "carried over", ids.count(), tables.RAW_CUSTOMERS, decision.state.raw_customers_version)
-    return CustomerProfiles(current=current, previous=previous.join(ids, "customer_id", "left_semi"),
-                            recomputed=recomputed, carried_over=True)
-
-
-def _customers_appended(spark: SparkSession, request: RunRequest, state: incremental.MartState,
-                        customers_version: int | None) -> tuple[DataFrame | None, str]:
-    """The raw_customers rows appended since the last run, or None and why they cannot be told apart."""
-    since = state.raw_customers_version
-    if customers_version is None:
-        return None, f"{tables.RAW_CUSTOMERS} is not a Delta table"
-    if since is None:
-        return None, f"run {state.run_id} recorded no {tables.RAW_CUSTOMERS} version"
-    rewritten = _rewrite_since(spark, request.raw_customers, since, customers_version)
-    if rewritten:
-        return None, f"{tables.RAW_CUSTOMERS} {rewritten} since run {state.run_id}"
-    try:
-        return io.rows_appended(spark, request.raw_customers, tables.RAW_CUSTOMERS, since, customers_version), ""
-    except Exception as exc:  # noqa: BLE001 - a layout, a vacuumed version or a catalog forbidding paths
-        return None, f"the files appended to {tables.RAW_CUSTOMERS} cannot be read alone: {io.first_line(exc)}"
-
-
-def rule_inputs(config: Config, request: RunRequest) -> dict:
-    rules = config.rules
-    return incremental.rule_inputs(rules.revenue_statuses, rules.test_email_domains, rules.unknown_segment,
-                                   rules.reporting_timezone, rules.earliest_order_date, rules.max_future_skew_hours,
-                                   str(request.raw_orders), str(request.raw_customers))
-
-
-def stage_rebuild(config: Config, raw_orders: DataFrame, profiles: DataFrame,
-                  bounds: tuple[dt.datetime, dt.datetime], caches: CacheScope) -> StagedMart:
+def stage_rebuild(
+    config: Config,
+    raw_orders: DataFrame,
+    profiles: DataFrame,
+    bounds: tuple[dt.datetime, dt.datetime],
+    caches: CacheScope,
+) -> StagedMart:
     """Every order through rules 1-5."""
     rules = config.rules
     classified, rule_effects = _observed(
-        transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment, bounds))
+        transforms.classify_orders(raw_orders, profiles, rules.revenue_statuses, rules.unknown_segment, bounds)
+    )
     # One cached pass over the orders feeds both the mart and the quarantine.
     counted = _materialised(transforms.counted_orders(classified), caches)
     mart = transforms.mart_orders(counted, rules.reporting_timezone)
     mart_rows = mart.count()
     quarantined = _log_rule_effects(rule_effects, mart_rows, "mart rows staged")
     quarantine = transforms.quarantined_orders(counted)
-    (watermark,) = raw_orders.agg(_iso_instant(F.max("_ingested_at"))).first()
-    return StagedMart(mode=incremental.FULL, rows=mart, after=mart, mart_rows=mart_rows, quarantine=quarantine,
-                      quarantined=quarantined, changes=None, changed_rows=mart_rows, target_dates=[],
-                      watermark=watermark, customers_changed=True, freshness_input=raw_orders)
+    (watermark,) = single_row(raw_orders.agg(_iso_instant(F.max("_ingested_at"))))
+    return StagedMart(
+        mode=mart_state.FULL,
+        rows=mart,
+        after=mart,
+        mart_rows=mart_rows,
+        quarantine=quarantine,
+        quarantined=quarantined,
+        changes=None,
+        changed_rows=mart_rows,
+        target_dates=[],
+        watermark=watermark,
+        customers_changed=True,
+        freshness_input=raw_orders,
+    )
 
 
-def stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_orders: DataFrame,
-                 profiles: CustomerProfiles, state: incremental.MartState, reference: dt.datetime,
-                 bounds: tuple[dt.datetime, dt.datetime], caches: CacheScope) -> StagedMart:
+def stage_change(
+    spark: SparkSession,
+    config: Config,
+    request: RunRequest,
+    raw_orders: DataFrame,
+    profiles: CustomerProfiles,
+    state: mart_state.MartState,
+    reference: dt.datetime,
+    bounds: tuple[dt.datetime, dt.datetime],
+    caches: CacheScope,
+) -> StagedMart:
     """Only the mart rows that may have changed since `state` (see the incremental module)."""
     rules, output = config.rules, request.output
     watermark = state.watermark
     cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
     landed = incremental.landed_after(raw_orders, cutoff)
-    landed_rows, newest = landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))).first()
-    customers = caches.persist(incremental.customer_changes(profiles.previous, profiles.recomputed,
-                                                            rules.unknown_segment))
+    landed_rows, newest = single_row(landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))))
+    # An incremental run always has the last run's profiles to compare with (planning.decide).
+    assert profiles.previous is not None and profiles.recomputed is not None
+    customers = caches.persist(
+        incremental.customer_changes(profiles.previous, profiles.recomputed, rules.unknown_segment)
+    )
     by_action = dict.fromkeys(incremental.ACTIONS, 0) | {
-        row[0]: row[1] for row in customers.groupBy("action").count().collect()}
+        row[0]: row[1] for row in customers.groupBy("action").count().collect()
+    }
     # Raw history is read by customer only for test users who became real: nothing else brings
     # back orders the mart does not hold.
-    former_test_users = (incremental.customers_to(customers, incremental.RECOMPUTE)
-                         if by_action[incremental.RECOMPUTE] else None)
+    former_test_users = (
+        incremental.customers_to(customers, incremental.RECOMPUTE) if by_action[incremental.RECOMPUTE] else None
+    )
     # Orders whose order_ts this run's time makes plausible (or, when the time went back, no longer).
     # Collected (a few ids at most), so no cached frame reads the outputs this run rewrites: Delta
     # recomputes such caches after each commit, and they would then miss the orders just moved.
-    mart, published_quarantine = (io.read_output(spark, output.child(table)) for table in (tables.MART,
-                                                                                          tables.QUARANTINE))
-    redated = incremental.redated_orders(published_quarantine, mart, bounds, state.latest_order_ts,
-                                         rules.reporting_timezone)
+    mart, published_quarantine = (
+        reading.read_output(spark, output.child(table)) for table in (tables.MART, tables.QUARANTINE)
+    )
+    redated = incremental.redated_orders(
+        published_quarantine, mart, bounds, state.latest_order_ts, rules.reporting_timezone
+    )
     redated = spark.createDataFrame([(row.order_id,) for row in redated.collect()], "order_id string")
     affected = caches.persist(incremental.affected_orders(landed, raw_orders, former_test_users, redated))
-    lowest, highest, affected_orders = affected.agg(F.min("order_id"), F.max("order_id"), F.count(F.lit(1))).first()
+    lowest, highest, affected_orders = single_row(affected.agg(F.min("order_id"), F.max("order_id"), F.count(F.lit(1))))
     affected_range = (lowest, highest)
     history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
-        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment, bounds))
+        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment, bounds)
+    )
     counted = _materialised(transforms.counted_orders(classified), caches)
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
@@ -198,14 +137,24 @@ def stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_o
     # partitions hold the affected orders (order_id only, files skipped by their order_id range)
     # and read those alone.
     edited = by_action[incremental.RELABEL] + by_action[incremental.REMOVE]
-    target_dates = None if edited else [
-        row[0] for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id", *affected_range)
-        .join(affected, "order_id", "left_semi").select("order_date").distinct().collect()]
+    target_dates = (
+        None
+        if edited
+        else [
+            row[0]
+            for row in incremental.key_range(mart.select("order_id", "order_date"), "order_id", *affected_range)
+            .join(affected, "order_id", "left_semi")
+            .select("order_date")
+            .distinct()
+            .collect()
+        ]
+    )
     # The caches read from the mart are released before the mart's commit (publishing.publish).
     current = caches.persist(incremental.current_rows(mart, affected, customers, target_dates), reads=tables.MART)
     current_rows = current.count()  # one pass over the mart for both
-    staged = caches.persist(recomputed_rows.unionByName(incremental.relabelled(current, customers, affected)),
-                            reads=tables.MART)
+    staged = caches.persist(
+        recomputed_rows.unionByName(incremental.relabelled(current, customers, affected)), reads=tables.MART
+    )
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
     target_dates = [row[0] for row in current.select("order_date").distinct().collect()]
@@ -219,25 +168,41 @@ def stage_change(spark: SparkSession, config: Config, request: RunRequest, raw_o
     quarantine = incremental.untouched_quarantine(published_quarantine, affected, cutoff, former_test_users, removed)
     quarantine = caches.persist(quarantine.unionByName(transforms.quarantined_orders(counted)))
     quarantined = dict.fromkeys(transforms.QUARANTINE_REASONS, 0) | {
-        row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()}
+        row[0]: row[1] for row in quarantine.groupBy("quarantine_reason").count().collect()
+    }
 
     window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
     replaced = current.select("order_id").unionByName(affected)
-    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), replaced,
-                                   staged)
+    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), replaced, staged)
     # The newest landed row is the newest of all when it is old enough to count for freshness.
     landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
     freshness_input = landed if landed_by_reference.limit(1).count() else raw_orders
     newest = max(filter(None, (state.orders_watermark, newest)), key=dt.datetime.fromisoformat, default=None)
-    log.info("incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back); customers "
-             "changed: %s; %d orders recomputed from raw, %d mart rows to insert, update or delete",
-             landed_rows, cutoff.isoformat() if cutoff else "the beginning", state.orders_watermark,
-             config.incremental.lookback_hours, ", ".join(f"{n} {action}" for action, n in by_action.items()),
-             affected_orders, changed_rows)
-    return StagedMart(mode=incremental.INCREMENTAL, rows=staged, after=after, mart_rows=mart_rows,
-                      quarantine=quarantine, quarantined=quarantined, changes=changes, changed_rows=changed_rows,
-                      target_dates=target_dates, watermark=newest, customers_changed=sum(by_action.values()) > 0,
-                      freshness_input=freshness_input)
+    log.info(
+        "incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back); customers "
+        "changed: %s; %d orders recomputed from raw, %d mart rows to insert, update or delete",
+        landed_rows,
+        cutoff.isoformat() if cutoff else "the beginning",
+        state.orders_watermark,
+        config.incremental.lookback_hours,
+        ", ".join(f"{n} {action}" for action, n in by_action.items()),
+        affected_orders,
+        changed_rows,
+    )
+    return StagedMart(
+        mode=mart_state.INCREMENTAL,
+        rows=staged,
+        after=after,
+        mart_rows=mart_rows,
+        quarantine=quarantine,
+        quarantined=quarantined,
+        changes=changes,
+        changed_rows=changed_rows,
+        target_dates=target_dates,
+        watermark=newest,
+        customers_changed=sum(by_action.values()) > 0,
+        freshness_input=freshness_input,
+    )
 
 
 def _materialised(observed: DataFrame, caches: CacheScope) -> DataFrame:
@@ -249,8 +214,12 @@ def _materialised(observed: DataFrame, caches: CacheScope) -> DataFrame:
     collected inside it are never reported. The rule is left out of this one action.
     """
     cached = caches.persist(observed)
-    with io.session_conf(cached.sparkSession, {"spark.sql.adaptive.optimizer.excludedRules":
-                                                "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"}):
+    with sparkutil.session_conf(
+        cached.sparkSession,
+        {
+            "spark.sql.adaptive.optimizer.excludedRules": "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
+        },
+    ):
         cached.count()
     return cached
 
@@ -276,8 +245,10 @@ def _rule_effect_metrics() -> list[Column]:
         F.count(F.when(~revenue, 1)).alias("not_revenue"),
         F.count(F.when(revenue & F.col("is_test_customer"), 1)).alias("test_user"),
         F.count(F.when(counted & published & ~F.col("has_customer"), 1)).alias("orphans"),
-        *[F.count(F.when(counted & (F.col("quarantine_reason") == reason), 1)).alias(reason)
-          for reason in transforms.QUARANTINE_REASONS],
+        *[
+            F.count(F.when(counted & (F.col("quarantine_reason") == reason), 1)).alias(reason)
+            for reason in transforms.QUARANTINE_REASONS
+        ],
     ]
 
 
@@ -285,15 +256,25 @@ def _log_rule_effects(rule_effects: Observation, mart_rows: int, what: str) -> d
     """Logs what each rule removed; returns the quarantined revenue orders by reason."""
     counts = rule_effects.get  # filled in by the action that materialised the mart
     raw_rows, orders = counts["raw_rows"] or 0, counts["orders"]
-    log.info("rule 1 latest version: %d raw order rows -> %d orders (%d superseded versions removed)",
-             raw_rows, orders, raw_rows - orders)
-    log.info("rule 2 revenue status: %d orders removed (status not revenue on their latest version)",
-             counts["not_revenue"])
+    log.info(
+        "rule 1 latest version: %d raw order rows -> %d orders (%d superseded versions removed)",
+        raw_rows,
+        orders,
+        raw_rows - orders,
+    )
+    log.info(
+        "rule 2 revenue status: %d orders removed (status not revenue on their latest version)", counts["not_revenue"]
+    )
     log.info("rule 3 test users: %d revenue orders removed", counts["test_user"])
-    log.info("rule 4 segment: %d revenue orders kept as 'unknown' segment (no customer row or null customer_id)",
-             counts["orphans"])
+    log.info(
+        "rule 4 segment: %d revenue orders kept as 'unknown' segment (no customer row or null customer_id)",
+        counts["orphans"],
+    )
     quarantined = {reason: counts[reason] for reason in transforms.QUARANTINE_REASONS}
-    log.info("quarantine: %d revenue orders kept out of the mart (%s)", sum(quarantined.values()),
-             ", ".join(f"{reason} {count}" for reason, count in quarantined.items()))
+    log.info(
+        "quarantine: %d revenue orders kept out of the mart (%s)",
+        sum(quarantined.values()),
+        ", ".join(f"{reason} {count}" for reason, count in quarantined.items()),
+    )
     log.info("%s: %d", what, mart_rows)
     return quarantined

@@ -14,6 +14,8 @@ from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from growth_revenue.matching import _normalised, _normalised_domains, email_domain, matching_text
+
 MART_COLUMNS = (
     "order_id",
     "customer_id",
@@ -27,56 +29,11 @@ MART_COLUMNS = (
 )
 
 # Identifiers and event times: a new value on almost every row of a mart file. A full rebuild writes
-# them without a Parquet dictionary, which only costs on such columns (io._without_dictionary).
+# them without a Parquet dictionary, which only costs on such columns (writing._without_dictionary).
 # The nightly MERGE's few rows per file keep the default: it gained nothing measurable there.
 MART_HIGH_CARDINALITY_COLUMNS = ("order_id", "customer_id", "order_ts", "updated_at")
 
 REPORT_REVENUE_TYPE = T.DecimalType(38, 2)  # a sum of decimal(18,2) that cannot overflow or round
-
-
-# --- Matching text: one normalisation for every value a rule matches on -----------------------
-
-# Padding trimmed from both ends of a matched value: every Unicode White_Space character and every
-# control character (category Cc). Spelled out rather than a regex, so Spark (btrim) and Python
-# (str.strip, for the config's values) trim exactly the same set.
-PADDING = "".join(
-    [chr(c) for c in range(0x00, 0x20)]  # C0 controls: tab, newline, carriage return, ...
-    + [" "]
-    + [chr(c) for c in range(0x7F, 0xA0)]  # DEL and the C1 controls (NEL U+0085 among them)
-    + ["\u00a0", "\u1680", *[chr(c) for c in range(0x2000, 0x200B)], "\u2028", "\u2029", "\u202f", "\u205f",
-       "\u3000"]  # no-break, ogham, en/em/thin/hair..., line and paragraph separators, ideographic
-)
-
-
-def matching_text(value: Column) -> Column:
-    """`value` as rules match it: padding (PADDING) trimmed at both ends, then lower-cased."""
-    return F.lower(F.btrim(value, F.lit(PADDING)))
-
-
-def email_domain(email: Column) -> Column:
-    """The text after an e-mail's last '@' as matching_text, without one trailing dot (a fully
-    qualified `example.com.` is `example.com`); null when the e-mail has no '@'."""
-    domain = matching_text(F.substring_index(email, "@", -1))
-    return F.when(email.contains("@"), F.regexp_replace(domain, r"\.\z", ""))
-
-
-def normalised_text(value: str) -> str:
-    """A configured value as matching_text makes it, for comparing with the data."""
-    return value.strip(PADDING).lower()
-
-
-def normalised_domain(value: str) -> str:
-    """A configured domain as email_domain makes it."""
-    text = normalised_text(value)
-    return text[:-1] if text.endswith(".") else text
-
-
-def _normalised(values: Iterable[str]) -> list[str]:
-    return sorted({normalised_text(v) for v in values})
-
-
-def _normalised_domains(values: Iterable[str]) -> list[str]:
-    return sorted({normalised_domain(v) for v in values})
 
 
 # --- Rule 1: latest version wins ------------------------------------------------------------
@@ -111,7 +68,8 @@ def _latest_with_versions(raw_orders: DataFrame) -> DataFrame:
     unidentified = F.col("order_id").isNull()
     return (
         raw_orders.withColumn(
-            "versions", F.when(unidentified, F.lit(1)).otherwise(F.count(F.lit(1)).over(whole_order)).cast("long"))
+            "versions", F.when(unidentified, F.lit(1)).otherwise(F.count(F.lit(1)).over(whole_order)).cast("long")
+        )
         .withColumn("_rank", F.row_number().over(newest_first))
         .where(unidentified | (F.col("_rank") == 1))
         .drop("_rank")
@@ -155,9 +113,7 @@ def segment_of(customer_segment: Column, unknown_segment: str) -> Column:
     return F.when(segment.isNull() | (segment == ""), F.lit(unknown_segment)).otherwise(segment)
 
 
-def customer_profiles(
-    raw_customers: DataFrame, test_email_domains: Iterable[str], unknown_segment: str
-) -> DataFrame:
+def customer_profiles(raw_customers: DataFrame, test_email_domains: Iterable[str], unknown_segment: str) -> DataFrame:
     """customer_id, customer_segment, is_test_customer from each customer's latest version.
 
     The e-mail is used to decide test users and goes no further.
@@ -198,8 +154,9 @@ QUARANTINE_COLUMNS = (
 )
 
 
-def plausible_order_ts(run_timestamp: dt.datetime, max_future_skew_hours: float, earliest_order_date: dt.date,
-                       reporting_timezone: str) -> tuple[dt.datetime, dt.datetime]:
+def plausible_order_ts(
+    run_timestamp: dt.datetime, max_future_skew_hours: float, earliest_order_date: dt.date, reporting_timezone: str
+) -> tuple[dt.datetime, dt.datetime]:
     """(earliest, latest) order_ts a real order can have, as UTC instants.
 
     The earliest is the start of `earliest_order_date` in the reporting time zone (so its order_date,
@@ -286,9 +243,7 @@ def quarantined_orders(classified: DataFrame) -> DataFrame:
     Only rows that would have counted are quarantined: a cancelled order or a test user's order
     without an amount is not missing from any number.
     """
-    return classified.where(_counts_as_revenue() & F.col("quarantine_reason").isNotNull()).select(
-        *QUARANTINE_COLUMNS
-    )
+    return classified.where(_counts_as_revenue() & F.col("quarantine_reason").isNotNull()).select(*QUARANTINE_COLUMNS)
 
 
 def build_mart(
@@ -316,8 +271,7 @@ def build_quarantine(
 ) -> DataFrame:
     """The rows of quarantine_orders (without the run columns) for these raw tables."""
     profiles = customer_profiles(raw_customers, test_email_domains, unknown_segment)
-    return quarantined_orders(classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment,
-                                              order_ts_bounds))
+    return quarantined_orders(classify_orders(raw_orders, profiles, revenue_statuses, unknown_segment, order_ts_bounds))
 
 
 # --- Rule 6: the 30-day report --------------------------------------------------------------

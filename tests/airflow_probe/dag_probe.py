@@ -39,8 +39,11 @@ def describe(bag, pulled: list[str]) -> dict:
     from airflow.serialization.serialized_objects import DagSerialization
     from airflow.timetables.base import TimeRestriction
 
-    result = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-              "dag_ids": sorted(bag.dags), "job_modules_imported": pulled}
+    result = {
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dag_ids": sorted(bag.dags),
+        "job_modules_imported": pulled,
+    }
     dag = bag.dags.get(DAG_ID)
     if dag is None:
         return result
@@ -101,20 +104,36 @@ def render(bag, cases: list[dict]) -> dict:
         run_after = dt.datetime.fromisoformat(case["run_after"])
         run_id = f"{case['run_type']}__{(logical or run_after).isoformat()}"
         dag_run = DagRun(
-            dag_id=DAG_ID, run_id=run_id, logical_date=logical,
-            data_interval_start=logical, data_interval_end=logical, run_after=run_after,
-            start_date=run_after, end_date=None, run_type=DagRunType(case["run_type"]),
-            state=DagRunState.RUNNING, consumed_asset_events=[], partition_key=None,
+            dag_id=DAG_ID,
+            run_id=run_id,
+            logical_date=logical,
+            data_interval_start=logical,
+            data_interval_end=logical,
+            run_after=run_after,
+            start_date=run_after,
+            end_date=None,
+            run_type=DagRunType(case["run_type"]),
+            state=DagRunState.RUNNING,
+            consumed_asset_events=[],
+            partition_key=None,
         )
         ti = RuntimeTaskInstance.model_construct(
-            id=uuid.uuid4(), task_id=TASK_ID, dag_id=DAG_ID, run_id=run_id, try_number=1,
-            dag_version_id=uuid.uuid4(), map_index=-1, task=task, bundle_instance=None,
-            start_date=run_after, max_tries=task.retries,
+            id=uuid.uuid4(),
+            task_id=TASK_ID,
+            dag_id=DAG_ID,
+            run_id=run_id,
+            try_number=1,
+            dag_version_id=uuid.uuid4(),
+            map_index=-1,
+            task=task,
+            bundle_instance=None,
+            start_date=run_after,
+            max_tries=task.retries,
         )
         ti._ti_context_from_server = TIRunContext(dag_run=dag_run, max_tries=task.retries)
         try:
             ti.render_templates()
-        except Exception as exc:  # noqa: BLE001 - one case's failure is that case's result
+        except Exception as exc:
             rendered[case["name"]] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         rendered[case["name"]] = {
