@@ -164,7 +164,7 @@ def _stamped_after(mart: DataFrame, latest: dt.datetime, reporting_timezone: str
     ).select("order_id")
 
 
-def history_of(
+def raw_versions_of(
     raw_orders: DataFrame,
     affected: DataFrame,
     affected_range: tuple[str | None, str | None],
@@ -225,7 +225,7 @@ def _edits(changes: DataFrame, *actions: str) -> DataFrame:
     )
 
 
-def current_rows(
+def published_rows(
     mart: DataFrame, affected: DataFrame, changes: DataFrame, target_dates: list[dt.date] | None
 ) -> DataFrame:
     """The mart rows the change may replace or delete, in one pass over the mart: those of the
@@ -242,26 +242,26 @@ def current_rows(
     return flagged.where(F.col("_affected").isNotNull() | F.col("_edited").isNotNull()).select(*MART_COLUMNS)
 
 
-def relabelled(current: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
-    """The re-labelled customers' rows among `current` (not recomputed from raw), with the new segment.
+def relabelled(published: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
+    """The re-labelled customers' rows among `published` (not recomputed from raw), with the new segment.
 
     A removed customer's rows have no new row: mart_changes turns them into deletions.
     """
-    rows = current.join(affected, "order_id", "left_anti").join(_edits(changes, RELABEL), "customer_id")
+    rows = published.join(affected, "order_id", "left_anti").join(_edits(changes, RELABEL), "customer_id")
     return rows.withColumn("customer_segment", F.col("_new_segment")).select(*MART_COLUMNS)
 
 
 # --- the change to the mart ------------------------------------------------------------------
 
 
-def mart_changes(current: DataFrame, staged: DataFrame) -> DataFrame:
+def mart_changes(published: DataFrame, staged: DataFrame) -> DataFrame:
     """The MERGE source: for each affected order whose mart row changes, its new row or a deletion.
 
-    `current` holds the mart's rows of the affected orders, `staged` their recomputed rows. Each
+    `published` holds the mart's rows of the affected orders, `staged` their recomputed rows. Each
     output row has the staged mart columns, `_present` (false: delete the order's row) and
     `_target_date` (order_date of the row it replaces, for partition pruning in the MERGE).
     """
-    old = current.select(*[F.col(c).alias(f"_old_{c}") for c in MART_COLUMNS])
+    old = published.select(*[F.col(c).alias(f"_old_{c}") for c in MART_COLUMNS])
     joined = staged.join(old, staged["order_id"] == old["_old_order_id"], "full_outer")
     same = F.lit(True)
     for column in MART_COLUMNS:

@@ -201,7 +201,7 @@ class Verification:
     seconds: float  # wall time of the quality verification
     dq_rows: DataFrame  # the results as dq_check_results rows: recorded, pass or fail
     run_metrics: metrics.RunMetrics  # this run's metrics: the next run's baseline once published
-    history: metrics.MetricsRepository | None  # where the baselines are kept; None: no anomaly checks
+    repository: metrics.MetricsRepository | None  # where the baselines are kept; None: no anomaly checks
 
     @property
     def failed(self) -> int:
@@ -238,33 +238,37 @@ def _verify(
     results = quality.verify(spark, checks, engine)
     verify_seconds = time.monotonic() - verify_started
     log.info("verified in %.1fs", verify_seconds)
-    results += quality.quarantine_results(staged.quarantined, staged.mart_rows, config.quality.quarantine_max_share)
+    results += quality.quarantine_results(
+        staged.quarantined_by_reason, staged.mart_rows, config.quality.quarantine_max_share
+    )
 
     # Anomalies (Warning): this run's metrics against the previous published run's
-    history = _metrics_repository(spark, config, request.output, engine)
-    current = metrics.published_metrics(request.as_of, staged.mart_rows, _total_revenue(report))
-    if history is not None:
+    repository = _metrics_repository(spark, config, request.output, engine)
+    run_metrics = metrics.published_metrics(request.as_of, staged.mart_rows, _total_revenue(report))
+    if repository is not None:
         deequ_judge = None
         if engine == "deequ":
             from growth_revenue import deequ_engine
 
-            history.make_readable_by_deequ()
-            deequ_judge = functools.partial(deequ_engine.newest_point_is_normal, spark, history.path, request.as_of)
+            repository.make_readable_by_deequ()
+            deequ_judge = functools.partial(deequ_engine.newest_point_is_normal, spark, repository.path, request.as_of)
         results += quality.anomaly_results(
-            current, history.previous(request.as_of), config.quality.anomaly_max_relative_change, deequ_judge
+            run_metrics, repository.previous(request.as_of), config.quality.anomaly_max_relative_change, deequ_judge
         )
     for result in results:
         level = log.error if result.blocks_publishing else log.warning if result.status == quality.FAILURE else log.info
         level("check %s", result.plain())
     dq_rows = quality.results_frame(spark, results, run_id, request.as_of)  # recorded pass or fail
-    return Verification(results=results, seconds=verify_seconds, dq_rows=dq_rows, run_metrics=current, history=history)
+    return Verification(
+        results=results, seconds=verify_seconds, dq_rows=dq_rows, run_metrics=run_metrics, repository=repository
+    )
 
 
 def _keep_as_baseline(verified: Verification, as_of: dt.date) -> None:
     """Only published runs become the baseline the next run is compared with."""
-    if verified.history is not None:
-        verified.history.save(verified.run_metrics)
-        log.info("saved metrics for %s to %s", as_of, verified.history.path)
+    if verified.repository is not None:
+        verified.repository.save(verified.run_metrics)
+        log.info("saved metrics for %s to %s", as_of, verified.repository.path)
 
 
 def run_range(spark: SparkSession, config: Config, requests: list[RunRequest]) -> ExitCode:

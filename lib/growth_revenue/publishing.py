@@ -110,12 +110,12 @@ class Publisher:
         location = self._output.child(table)
         log.info("publishing %s to %s", table, location)
         retries = writing.with_conflict_retries(lambda: write(location), location, self._retries, self._backoff)
-        version, metrics = delta_log.commit_of_run(self._spark, location, self._run_id)
+        version, operation_metrics = delta_log.commit_of_run(self._spark, location, self._run_id)
         log.info(
             "wrote %s: Delta version %d, %s%s%s",
             location,
             version,
-            _rows_written(metrics),
+            _rows_written(operation_metrics),
             f", {detail}" if detail else "",
             f", after {retries} retried conflict(s)" if retries else "",
         )

@@ -37,7 +37,7 @@ class StagedMart:
     after: DataFrame  # the mart's rows once the change is applied (may be cut to the report's window)
     mart_rows: int  # how many rows the mart holds once the change is applied
     quarantine: DataFrame  # quarantine_orders once the change is applied, without the run columns
-    quarantined: dict[str, int]  # its revenue orders by quarantine reason
+    quarantined_by_reason: dict[str, int]  # its revenue orders by quarantine reason
     changes: DataFrame | None  # incremental: the MERGE source (incremental.mart_changes)
     changed_rows: int  # mart rows inserted, updated or deleted
     target_dates: list[dt.date]  # incremental: the partitions holding rows to update or delete
@@ -71,7 +71,7 @@ def stage_rebuild(
         after=mart,
         mart_rows=mart_rows,
         quarantine=quarantine,
-        quarantined=quarantined,
+        quarantined_by_reason=quarantined,
         changes=None,
         changed_rows=mart_rows,
         target_dates=[],
@@ -124,10 +124,10 @@ def stage_change(
     affected = caches.persist(incremental.affected_orders(landed, raw_orders, former_test_users, redated))
     lowest, highest, affected_orders = single_row(affected.agg(F.min("order_id"), F.max("order_id"), F.count(F.lit(1))))
     affected_range = (lowest, highest)
-    history = incremental.history_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
+    versions = incremental.raw_versions_of(raw_orders, affected, affected_range, cutoff, former_test_users, landed)
 
     classified, rule_effects = _observed(
-        transforms.classify_orders(history, profiles.current, rules.revenue_statuses, rules.unknown_segment, bounds)
+        transforms.classify_orders(versions, profiles.current, rules.revenue_statuses, rules.unknown_segment, bounds)
     )
     counted = _materialised(transforms.counted_orders(classified), caches)
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
@@ -150,19 +150,19 @@ def stage_change(
         ]
     )
     # The caches read from the mart are released before the mart's commit (publishing.publish).
-    current = caches.persist(incremental.current_rows(mart, affected, customers, target_dates), reads=tables.MART)
-    current_rows = current.count()  # one pass over the mart for both
+    published = caches.persist(incremental.published_rows(mart, affected, customers, target_dates), reads=tables.MART)
+    published_count = published.count()  # one pass over the mart for both
     staged = caches.persist(
-        recomputed_rows.unionByName(incremental.relabelled(current, customers, affected)), reads=tables.MART
+        recomputed_rows.unionByName(incremental.relabelled(published, customers, affected)), reads=tables.MART
     )
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
-    target_dates = [row[0] for row in current.select("order_date").distinct().collect()]
+    target_dates = [row[0] for row in published.select("order_date").distinct().collect()]
     # Checkpointed, so the MERGE's source does not depend on the mart it changes (see publishing), then
     # cached: the cache knows its size, which lets the MERGE broadcast it instead of shuffling the mart.
-    changes = caches.persist(incremental.mart_changes(current, staged).localCheckpoint(eager=True))
+    changes = caches.persist(incremental.mart_changes(published, staged).localCheckpoint(eager=True))
     changed_rows = changes.count()
-    mart_rows = mart.count() - current_rows + staged_rows
+    mart_rows = mart.count() - published_count + staged_rows
 
     removed = incremental.customers_to(customers, incremental.REMOVE)
     quarantine = incremental.untouched_quarantine(published_quarantine, affected, cutoff, former_test_users, removed)
@@ -172,7 +172,7 @@ def stage_change(
     }
 
     window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
-    replaced = current.select("order_id").unionByName(affected)
+    replaced = published.select("order_id").unionByName(affected)
     after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), replaced, staged)
     # The newest landed row is the newest of all when it is old enough to count for freshness.
     landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
@@ -195,7 +195,7 @@ def stage_change(
         after=after,
         mart_rows=mart_rows,
         quarantine=quarantine,
-        quarantined=quarantined,
+        quarantined_by_reason=quarantined,
         changes=changes,
         changed_rows=changed_rows,
         target_dates=target_dates,
