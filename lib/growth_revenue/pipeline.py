@@ -1,11 +1,12 @@
 """One run of the nightly job, end to end: extract, stage, verify, publish.
 
 `_run` is the flow of a run in one function, cut into the stages `run` reports the cost of
-(growth_revenue.stages). transforms is pure; the reading and writing is in what `_run` calls: io
-reads the raw tables; staging reads them and the published outputs and computes the mart change in
-memory, caching in the run's CacheScope (growth_revenue.caching); `_verify` runs the quality checks
-and reads the metrics history; publishing does every Delta write; and the metrics history is saved
-here, once a run is published.
+(growth_revenue.stages). transforms is pure; the reading and writing is in what `_run` calls:
+reading reads the raw tables; planning decides full or incremental and computes the customer
+profiles; staging reads the published outputs and computes the mart change in memory, caching in
+the run's CacheScope (growth_revenue.caching); `_verify` runs the quality checks against the
+metrics repository; publishing does every Delta write; and this run's metrics are saved to the
+repository here, once the run is published.
 """
 
 from __future__ import annotations
