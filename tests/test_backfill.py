@@ -3,9 +3,10 @@
 import datetime as dt
 
 import pytest
+from lakehouse import Lakehouse
 from rows import customer, order
 
-from growth_revenue import cli, tables
+from growth_revenue import tables
 
 D = dt.date(2026, 11, 25)
 RUN_AT = "2026-11-25T07:00:00Z"
@@ -21,32 +22,16 @@ CUSTOMERS = [customer("C1", email="a@shop.io", segment="smb"), customer("C2", em
 
 
 @pytest.fixture
-def lakehouse(tmp_path, make_orders, make_customers):
-    make_orders(ORDERS).write.format("delta").save(str(tmp_path / "raw_orders"))
-    make_customers(CUSTOMERS).write.format("delta").save(str(tmp_path / "raw_customers"))
-    return tmp_path
+def lakehouse(spark, tmp_path):
+    """Raw tables of ORDERS and CUSTOMERS under tmp_path; the job runs at RUN_AT."""
+    lakehouse = Lakehouse(spark, tmp_path, run_at=RUN_AT)
+    lakehouse.write(ORDERS, CUSTOMERS)
+    return lakehouse
 
 
-def job(spark, root, *dates_args):
-    return cli.main_in_session(
-        spark,
-        [
-            "--raw-orders",
-            str(root / "raw_orders"),
-            "--raw-customers",
-            str(root / "raw_customers"),
-            "--output-dir",
-            str(root / "out"),
-            "--run-timestamp",
-            RUN_AT,
-            *dates_args,
-        ],
-    )
-
-
-def snapshots(spark, root):
+def snapshots(lakehouse):
     """{as_of_date: (run_id, {segment: revenue})} of the published report."""
-    rows = spark.read.format("delta").load(str(root / "out" / tables.REPORT)).collect()
+    rows = lakehouse.output(tables.REPORT).collect()
     found = {}
     for row in rows:
         run_id, revenue = found.setdefault(row["as_of_date"], (row["run_id"], {}))
@@ -56,24 +41,22 @@ def snapshots(spark, root):
 
 
 def test_a_backfill_recomputes_its_range_and_leaves_other_snapshots_alone(spark, lakehouse):
-    root = lakehouse
-    assert job(spark, root, "--as-of", "2026-11-19") == 0
-    assert job(spark, root, "--as-of", str(D)) == 0
-    before = snapshots(spark, root)
+    assert lakehouse.cli("--as-of", "2026-11-19") == 0
+    assert lakehouse.cli("--as-of", str(D)) == 0
+    before = snapshots(lakehouse)
 
-    assert job(spark, root, "--as-of-range", "2026-11-20", "2026-11-20") == 0
-    after = snapshots(spark, root)
+    assert lakehouse.cli("--as-of-range", "2026-11-20", "2026-11-20") == 0
+    after = snapshots(lakehouse)
     assert after[dt.date(2026, 11, 19)] == before[dt.date(2026, 11, 19)]  # same run id: untouched
     assert after[D] == before[D]
     assert after[dt.date(2026, 11, 20)][1] == {"smb": 105, "enterprise": 40}
 
 
 def test_rerunning_a_range_is_idempotent(spark, lakehouse):
-    root = lakehouse
-    assert job(spark, root, "--as-of-range", "2026-11-19", "2026-11-20") == 0
-    first = snapshots(spark, root)
-    assert job(spark, root, "--as-of-range", "2026-11-19", "2026-11-20") == 0
-    second = snapshots(spark, root)
+    assert lakehouse.cli("--as-of-range", "2026-11-19", "2026-11-20") == 0
+    first = snapshots(lakehouse)
+    assert lakehouse.cli("--as-of-range", "2026-11-19", "2026-11-20") == 0
+    second = snapshots(lakehouse)
     assert sorted(first) == sorted(second) == [dt.date(2026, 11, 19), dt.date(2026, 11, 20)]
     assert {day: revenue for day, (_, revenue) in first.items()} == {
         day: revenue for day, (_, revenue) in second.items()
@@ -82,11 +65,10 @@ def test_rerunning_a_range_is_idempotent(spark, lakehouse):
 
 
 def test_a_backfilled_date_is_judged_fresh_on_what_had_landed_by_its_end(spark, lakehouse, capsys):
-    root = lakehouse
     # 11-20: the 06:00 landing is 18 h old at the end of the day. 11-21 and 11-22: nothing had
     # landed for 42 and 66 h; the data that landed on 11-25 does not make them fresh.
-    assert job(spark, root, "--as-of-range", "2026-11-20", "2026-11-22") == 3
-    assert sorted(snapshots(spark, root)) == [dt.date(2026, 11, 20)]
+    assert lakehouse.cli("--as-of-range", "2026-11-20", "2026-11-22") == 3
+    assert sorted(snapshots(lakehouse)) == [dt.date(2026, 11, 20)]
     assert "backfill 2026-11-20..2026-11-22: 1 published, 2 quality gate failed (2026-11-21, 2026-11-22)" in (
         capsys.readouterr().err
     )
@@ -101,12 +83,12 @@ def test_a_backfilled_date_is_judged_fresh_on_what_had_landed_by_its_end(spark, 
     ],
 )
 def test_a_bad_range_is_a_usage_error(spark, lakehouse, capsys, dates, says):
-    assert job(spark, lakehouse, "--as-of-range", *dates) == 2
+    assert lakehouse.cli("--as-of-range", *dates) == 2
     assert says in capsys.readouterr().err
-    assert not (lakehouse / "out").exists()
+    assert not lakehouse.out.exists()
 
 
 def test_as_of_and_as_of_range_cannot_be_combined(spark, lakehouse):
     with pytest.raises(SystemExit) as exit_info:
-        job(spark, lakehouse, "--as-of", "2026-11-20", "--as-of-range", "2026-11-20", "2026-11-21")
+        lakehouse.cli("--as-of", "2026-11-20", "--as-of-range", "2026-11-20", "2026-11-21")
     assert exit_info.value.code == 2

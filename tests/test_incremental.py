@@ -16,6 +16,7 @@ import pytest
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from demo import order_ts_bounds
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 from rows import customer, order, ts
 
@@ -32,54 +33,19 @@ from growth_revenue import (
 )
 from growth_revenue.exit_codes import ExitCode
 from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest
-from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
+from growth_revenue.sample_data import CUSTOMERS_SCHEMA
 
 FULL, INCREMENTAL = mart_state.FULL, mart_state.INCREMENTAL
 RUN_COLUMNS = ("as_of_date", "run_id", "computed_at", "mart_version")
 
 
-class Lakehouse:
-    """Raw tables that grow by appends, and the job's outputs beside them."""
-
-    def __init__(self, spark, root):
-        self.spark, self.root = spark, root
-        self.out = root / "out"
-
-    def land(self, at: str, orders=(), customers=()):
-        """Appends rows that landed at `at`: each order row is stamped _ingested_at = `at` unless it says otherwise."""
-        landed = ts(at)
-        orders = [row if row[6] != row[5] or row[6] > landed else (*row[:6], landed) for row in orders]
-        for rows, schema, name in (
-            (orders, ORDERS_SCHEMA, tables.RAW_ORDERS),
-            (customers, CUSTOMERS_SCHEMA, tables.RAW_CUSTOMERS),
-        ):
-            self.spark.createDataFrame(list(rows), schema).write.format("delta").mode("append").save(
-                str(self.root / name)
-            )
+class NightlyLakehouse(Lakehouse):
+    """The shared lakehouse, where every run must publish: one that does not fails the test there."""
 
     def run(self, config, as_of: str, at: str, full_refresh=False, out=None) -> pipeline.RunOutcome:
-        request = RunRequest(
-            dt.date.fromisoformat(as_of),
-            ts(at),
-            Location(path=str(self.root / tables.RAW_ORDERS)),
-            Location(path=str(self.root / tables.RAW_CUSTOMERS)),
-            Location(path=str(out or self.out)),
-            full_refresh=full_refresh,
-        )
-        outcome = pipeline.run(self.spark, config, request)
+        outcome = super().run(config, as_of, at, full_refresh=full_refresh, out=out)
         assert outcome.exit_code == ExitCode.OK
-        self.last_run_at = request.run_timestamp  # a rebuild compared with the run uses its time
         return outcome
-
-    def raw(self, name):
-        return self.spark.read.format("delta").load(str(self.root / name))
-
-    def output(self, name, out=None):
-        return self.spark.read.format("delta").load(str((out or self.out) / name))
-
-    def mart_version(self):
-        return delta_log.version_of(self.spark, Location(path=str(self.out / tables.MART)))
 
 
 def without_run_columns(df):
@@ -114,7 +80,7 @@ def mart_segments(lakehouse) -> dict[str, str]:
 
 @pytest.fixture
 def lakehouse(spark, tmp_path):
-    return Lakehouse(spark, tmp_path)
+    return NightlyLakehouse(spark, tmp_path)
 
 
 @pytest.mark.slow
@@ -201,9 +167,9 @@ def test_daily_incremental_runs_equal_a_full_rebuild_through_every_change_kind(l
     assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-23")
 
     # The same night again, with nothing new: the mart is not touched at all.
-    before = lakehouse.mart_version()
+    before = lakehouse.version(tables.MART)
     assert lakehouse.run(config, "2026-11-23", "2026-11-23 08:00:00").mode == INCREMENTAL
-    assert lakehouse.mart_version() == before
+    assert lakehouse.version(tables.MART) == before
     assert_equal_to_a_full_rebuild(lakehouse, rules, "2026-11-23")
 
     # Night 5: a row stamped before the last watermark lands late, within the look-back.
@@ -457,9 +423,7 @@ def test_raw_customers_rewritten_upstream_has_every_profile_recomputed_and_compa
     lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
 
     # An upstream reload drops C2's row and rewrites C1's: no appended file shows either change.
-    lakehouse.spark.createDataFrame([customer("C1", "a@shop.io", "consumer")], CUSTOMERS_SCHEMA).write.format(
-        "delta"
-    ).mode("overwrite").save(str(lakehouse.root / tables.RAW_CUSTOMERS))
+    lakehouse.write(customers=[customer("C1", "a@shop.io", "consumer")])
     with caplog.at_level("INFO", logger="growth_revenue"):
         assert lakehouse.run(config, "2026-11-20", "2026-11-20 08:00:00").mode == INCREMENTAL
     assert (
@@ -622,9 +586,9 @@ def test_a_run_rebuilds_from_scratch_whenever_the_state_cannot_be_trusted(lakeho
     out, spark = lakehouse.out, lakehouse.spark
 
     def overwrite_raw_orders():  # an upstream reload rewrites an old row in place
-        spark.createDataFrame(
-            [order("O1", "C1", "2026-11-19 10:00:00", amount="1.00", ingested_at="2026-11-20 05:00:00")], ORDERS_SCHEMA
-        ).write.format("delta").mode("overwrite").save(str(lakehouse.root / tables.RAW_ORDERS))
+        lakehouse.write(
+            orders=[order("O1", "C1", "2026-11-19 10:00:00", amount="1.00", ingested_at="2026-11-20 05:00:00")]
+        )
 
     fewer_statuses = dataclasses.replace(
         config, rules=dataclasses.replace(config.rules, revenue_statuses=("completed",))

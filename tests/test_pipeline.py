@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
+from lakehouse import Lakehouse
 from rows import customer, order, ts
 
 from growth_revenue import delta_log, pipeline, sparkutil, tables, transforms
@@ -31,49 +32,25 @@ CUSTOMERS = [
 
 
 @pytest.fixture
-def lakehouse(tmp_path, make_orders, make_customers):
-    """Writes raw tables under tmp_path; returns a function running the job over them."""
-
-    def write_raw(orders=ORDERS, customers=CUSTOMERS):
-        make_orders(orders).write.format("delta").mode("overwrite").save(str(tmp_path / "raw_orders"))
-        make_customers(customers).write.format("delta").mode("overwrite").save(str(tmp_path / "raw_customers"))
-
-    write_raw()
-    return write_raw, tmp_path
-
-
-def run_job(spark, config, root, as_of=AS_OF, run_timestamp=NIGHTLY):
-    request = RunRequest(
-        as_of=as_of,
-        run_timestamp=run_timestamp,
-        raw_orders=Location(path=str(root / "raw_orders")),
-        raw_customers=Location(path=str(root / "raw_customers")),
-        output=Location(path=str(root / "out")),
-    )
-    return pipeline.run(spark, config, request)
-
-
-def table(spark, root, name):
-    return spark.read.format("delta").load(str(root / "out" / name))
-
-
-def version(spark, root, name):
-    return delta_log.version_of(spark, Location(path=str(root / "out" / name)))
+def lakehouse(spark, tmp_path):
+    """Raw tables of ORDERS and CUSTOMERS under tmp_path; runs default to AS_OF at NIGHTLY."""
+    lakehouse = Lakehouse(spark, tmp_path, as_of=AS_OF, run_at=NIGHTLY)
+    lakehouse.write(ORDERS, CUSTOMERS)
+    return lakehouse
 
 
 def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, config, lakehouse):
-    _, root = lakehouse
-    outcome = run_job(spark, config, root)
+    outcome = lakehouse.run(config)
     assert outcome.exit_code == ExitCode.OK
 
-    mart = table(spark, root, tables.MART).select("order_id", "customer_segment", "revenue")
+    mart = lakehouse.output(tables.MART).select("order_id", "customer_segment", "revenue")
     expected_mart = spark.createDataFrame(
         [("O1", "enterprise", Decimal("100.00")), ("O2", "smb", Decimal("50.00"))],
         "order_id string, customer_segment string, revenue decimal(18,2)",
     )
     assert_df_equality(mart, expected_mart, ignore_row_order=True, ignore_nullable=True)
 
-    report = table(spark, root, tables.REPORT).select(
+    report = lakehouse.output(tables.REPORT).select(
         "as_of_date", "window_start", "window_end", "customer_segment", "revenue", "order_count", "customer_count"
     )
     expected_report = spark.createDataFrame(
@@ -86,28 +63,27 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
     )
     assert_df_equality(report, expected_report, ignore_row_order=True, ignore_nullable=True)
 
-    dq = table(spark, root, tables.DQ_RESULTS)
+    dq = lakehouse.output(tables.DQ_RESULTS)
     assert dq.where(f"run_id = '{outcome.run_id}'").count() == 12  # 8 gate constraints, 2 quarantine, 2 anomaly checks
     assert dq.where("status = 'Failure'").count() == 0
 
 
 def test_the_mart_is_partitioned_by_order_date(spark, config, lakehouse):
-    _, root = lakehouse
-    run_job(spark, config, root)
-    detail = delta_log.delta_table(spark, Location(path=str(root / "out" / tables.MART))).detail().first()
+    lakehouse.run(config)
+    detail = delta_log.delta_table(spark, Location(path=str(lakehouse.out / tables.MART))).detail().first()
     assert detail["partitionColumns"] == ["order_date"]
 
 
 def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, config, lakehouse):
-    write_raw, root = lakehouse
     # Something landed on 11-24 too, so that day's snapshot passes the freshness rule.
-    write_raw(
-        orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00", ingested_at="2026-11-24 06:00:00")]
+    lakehouse.write(
+        orders=ORDERS + [order("O5", "C2", "2026-11-23 12:00:00", amount="5.00", ingested_at="2026-11-24 06:00:00")],
+        customers=CUSTOMERS,
     )
-    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 24)).exit_code == ExitCode.OK
-    first = run_job(spark, config, root)
-    second = run_job(spark, config, root)
-    report = table(spark, root, tables.REPORT)
+    assert lakehouse.run(config, as_of=dt.date(2026, 11, 24)).exit_code == ExitCode.OK
+    first = lakehouse.run(config)
+    second = lakehouse.run(config)
+    report = lakehouse.output(tables.REPORT)
     assert report.where(f"as_of_date = DATE'{AS_OF}'").count() == 2  # two segments, not four
     assert {r["run_id"] for r in report.where(f"as_of_date = DATE'{AS_OF}'").collect()} == {second.run_id}
     assert report.where("as_of_date = DATE'2026-11-24'").count() == 2  # the other snapshot is untouched
@@ -118,45 +94,44 @@ def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, co
 
 
 def test_a_failed_gate_leaves_both_tables_at_their_previous_version(spark, config, lakehouse):
-    write_raw, root = lakehouse
-    assert run_job(spark, config, root).exit_code == ExitCode.OK
-    before = (version(spark, root, tables.MART), version(spark, root, tables.REPORT))
+    assert lakehouse.run(config).exit_code == ExitCode.OK
+    before = (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT))
 
-    write_raw(orders=ORDERS + [order("O9", "C2", "2026-11-24 10:00:00", amount="-5.00")])
-    outcome = run_job(spark, config, root)
+    lakehouse.write(orders=ORDERS + [order("O9", "C2", "2026-11-24 10:00:00", amount="-5.00")], customers=CUSTOMERS)
+    outcome = lakehouse.run(config)
 
     assert outcome.exit_code == ExitCode.QUALITY_GATE
-    assert (version(spark, root, tables.MART), version(spark, root, tables.REPORT)) == before
-    failed = table(spark, root, tables.DQ_RESULTS).where(f"run_id = '{outcome.run_id}' AND status = 'Failure'")
+    assert (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT)) == before
+    failed = lakehouse.output(tables.DQ_RESULTS).where(f"run_id = '{outcome.run_id}' AND status = 'Failure'")
     assert [(r["dataset"], r["constraint"]) for r in failed.collect()] == [(tables.MART, "isNonNegative(revenue)")]
 
 
 def test_a_test_user_order_leaking_past_the_filter_blocks_publishing(spark, config, lakehouse, monkeypatch):
-    _, root = lakehouse
     real_counted_orders = transforms.counted_orders
 
     def leaky(classified):  # a broken test-user filter, on purpose
         return real_counted_orders(classified.withColumn("is_test_customer", transforms.F.lit(False)))
 
     monkeypatch.setattr(transforms, "counted_orders", leaky)
-    outcome = run_job(spark, config, root)
+    outcome = lakehouse.run(config)
     assert outcome.exit_code == ExitCode.QUALITY_GATE
-    assert version(spark, root, tables.MART) is None and version(spark, root, tables.REPORT) is None
+    assert lakehouse.version(tables.MART) is None and lakehouse.version(tables.REPORT) is None
     blocked = [r for r in outcome.results if r.blocks_publishing]
     assert [r.rule.says for r in blocked] == ["no order of a test user"]
 
 
 def test_stale_data_fails_the_nightly_run_but_a_backfill_of_its_date_passes(spark, config, lakehouse):
-    _, root = lakehouse  # newest _ingested_at is 2026-11-25 06:00
+    # The lakehouse's newest _ingested_at is 2026-11-25 06:00.
     late_run = ts("2026-11-26 07:00:00")
-    assert run_job(spark, config, root, as_of=dt.date(2026, 11, 26), run_timestamp=late_run).exit_code == 3
-    assert run_job(spark, config, root, as_of=AS_OF, run_timestamp=late_run).exit_code == ExitCode.OK
+    assert lakehouse.run(config, as_of=dt.date(2026, 11, 26), at=late_run).exit_code == 3
+    assert lakehouse.run(config, as_of=AS_OF, at=late_run).exit_code == ExitCode.OK
 
 
 def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
-    write_raw, root = lakehouse
-    write_raw(orders=[order("O1", "C1", "2026-01-05 10:00:00", ingested_at="2026-11-25 06:00:00")])
-    outcome = run_job(spark, config, root)
+    lakehouse.write(
+        orders=[order("O1", "C1", "2026-01-05 10:00:00", ingested_at="2026-11-25 06:00:00")], customers=CUSTOMERS
+    )
+    outcome = lakehouse.run(config)
     assert outcome.exit_code == ExitCode.OK
     assert outcome.report_rows == []
     warned = [r for r in outcome.results if r.status == "Failure"]
@@ -166,22 +141,20 @@ def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
 
 
 def test_a_missing_contract_column_names_the_table_and_column(spark, config, lakehouse):
-    _, root = lakehouse
-    spark.read.format("delta").load(str(root / "raw_orders")).drop("amount").write.format("delta").mode(
-        "overwrite"
-    ).option("overwriteSchema", "true").save(str(root / "raw_orders"))
+    lakehouse.raw("raw_orders").drop("amount").write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true"
+    ).save(str(lakehouse.root / "raw_orders"))
     with pytest.raises(ContractError, match=r"raw_orders: missing contract column 'amount'"):
-        run_job(spark, config, root)
-    assert version(spark, root, tables.MART) is None
+        lakehouse.run(config)
+    assert lakehouse.version(tables.MART) is None
 
 
 def test_a_mistyped_contract_column_names_the_table_column_and_types(spark, config, lakehouse):
-    _, root = lakehouse
-    spark.read.format("delta").load(str(root / "raw_orders")).withColumn(
-        "amount", transforms.F.col("amount").cast("string")
-    ).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(str(root / "raw_orders"))
+    lakehouse.raw("raw_orders").withColumn("amount", transforms.F.col("amount").cast("string")).write.format(
+        "delta"
+    ).mode("overwrite").option("overwriteSchema", "true").save(str(lakehouse.root / "raw_orders"))
     with pytest.raises(ContractError, match=r"raw_orders: column 'amount' has type string, expected decimal"):
-        run_job(spark, config, root)
+        lakehouse.run(config)
 
 
 def test_a_missing_raw_table_is_an_input_error_naming_it(spark, config, tmp_path):
@@ -200,18 +173,17 @@ def test_a_missing_raw_table_is_an_input_error_naming_it(spark, config, tmp_path
 
 
 def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
-    _, root = lakehouse
     for name in ("raw_orders", "raw_customers"):
-        spark.read.format("delta").load(str(root / name)).write.parquet(str(root / f"{name}_parquet"))
+        lakehouse.raw(name).write.parquet(str(lakehouse.root / f"{name}_parquet"))
     request = RunRequest(
         AS_OF,
         NIGHTLY,
-        Location(path=str(root / "raw_orders_parquet")),
-        Location(path=str(root / "raw_customers_parquet")),
-        Location(path=str(root / "out")),
+        Location(path=str(lakehouse.root / "raw_orders_parquet")),
+        Location(path=str(lakehouse.root / "raw_customers_parquet")),
+        Location(path=str(lakehouse.out)),
     )
     assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
-    assert table(spark, root, tables.MART).count() == 2
+    assert lakehouse.output(tables.MART).count() == 2
 
 
 def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_orders, make_customers, tmp_path):

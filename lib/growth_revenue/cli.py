@@ -1,8 +1,7 @@
 """Command line of the nightly job: parse, load config, run, map the outcome to an exit code.
 
-Exit codes (growth_revenue.exit_codes.ExitCode): 0 published (warnings allowed), 1 runtime or
-input error, 2 usage error, 3 quality gate failed (nothing published), 4 another run kept
-changing the outputs (retries exhausted; rerun it). A published run's report goes to stdout.
+The exit codes are growth_revenue.exit_codes.ExitCode (README "Exit codes"). A published run's
+report goes to stdout.
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="growth-revenue",
         description="Publish mart_orders_enriched and rpt_30day_revenue_by_segment from raw_orders and "
         "raw_customers, unless the quality gate fails.",
-        epilog="Exit codes: 0 published, 1 runtime or input error, 2 usage error, 3 quality gate failed, "
-        "4 another run kept changing the outputs (retries exhausted).",
+        epilog="Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode),
     )
     parser.add_argument("--config", help="environment YAML overlaid on the packaged defaults (e.g. conf/local.yaml)")
     dates = parser.add_mutually_exclusive_group()
