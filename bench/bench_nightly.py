@@ -204,7 +204,7 @@ def repeated(bench: Bench, times: int, once, setup=None) -> dict:
         for i in range(times):
             result["runs"].append(once())
             log.info("run %d/%d: %.1f s", i + 1, times, result["runs"][-1]["seconds"])
-    except Exception as exc:
+    except Exception as exc:  # recorded, see above
         log.exception("scenario failed")
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         result["error"] = f"{type(exc).__name__}: " + " / ".join(lines[:3]) + _jvm_exit(bench.spark)

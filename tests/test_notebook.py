@@ -208,11 +208,11 @@ def test_the_first_code_cell_is_the_parameters_cell_and_the_env_var_overrides_th
     assert "parameters" in first.metadata.get("tags", [])
     monkeypatch.delenv("GROWTH_LAKEHOUSE", raising=False)
     defaults = {}
-    exec(first.source, defaults)
+    exec(first.source, defaults)  # our own committed cell
     assert defaults["LAKEHOUSE"] == "data/lakehouse/curated"
     monkeypatch.setenv("GROWTH_LAKEHOUSE", "main.growth")
     overridden = {}
-    exec(first.source, overridden)
+    exec(first.source, overridden)  # our own committed cell
     assert overridden["LAKEHOUSE"] == "main.growth"
 
 

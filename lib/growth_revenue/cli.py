@@ -193,7 +193,7 @@ def execute(spark, config: Config, requests: list[RunRequest]) -> ExitCode:
     except ConflictError as exc:
         log.error("conflict: %s; every table holds a complete version, rerun to publish this run", exc)
         return ExitCode.CONFLICT
-    except Exception:
+    except Exception:  # any other failure is a runtime error, with its traceback
         log.exception("run failed")
         return ExitCode.INPUT_ERROR
     if outcome.exit_code == ExitCode.QUALITY_GATE:

@@ -147,7 +147,7 @@ def _resolve() -> int:
         try:
             stop_spark(local_session(dataclasses.replace(settings, master="local[1]"), spark_line, include_deequ))
             break
-        except Exception as exc:
+        except Exception as exc:  # Ivy's failure reaches Python as a generic JVM error
             if not include_deequ:
                 raise
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -207,7 +207,7 @@ class MetricsRepository:
             return None
         try:
             stream = self._fs.open(file)
-        except Exception as exc:
+        except Exception as exc:  # a Py4J error: only "not found" means None
             if "FileNotFoundException" in str(exc):
                 return None
             raise

@@ -59,7 +59,7 @@ def decide(
     try:
         previous = reading.read_output(spark, output.child(tables.CUSTOMER_STATE), version)
         _ = previous.schema  # resolves the version now, so a vacuumed or missing state falls back here
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable state means "rebuild", never a wrong mart
         return mart_state.Decision(
             mart_state.FULL, f"{tables.CUSTOMER_STATE} version {version} is unreadable: {sparkutil.first_line(exc)}"
         ), None
@@ -138,7 +138,7 @@ def _customers_appended(
         return None, f"{tables.RAW_CUSTOMERS} {rewritten} since run {state.run_id}"
     try:
         return reading.rows_appended(spark, request.raw_customers, tables.RAW_CUSTOMERS, since, customers_version), ""
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a layout, a vacuumed version or a catalog forbidding paths
         return None, f"the files appended to {tables.RAW_CUSTOMERS} cannot be read alone: {sparkutil.first_line(exc)}"
 
 

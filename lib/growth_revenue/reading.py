@@ -103,7 +103,7 @@ def _read_parquet(spark: SparkSession, location: Location, table: str) -> DataFr
     try:
         df = spark.read.parquet(location.file_path)
         _ = df.schema  # forces the footer read, so a non-Parquet folder fails here, with the table name
-    except Exception as exc:
+    except Exception as exc:  # any reader failure means "not a table we can read"
         raise ContractError(
             f"{table}: {location} is neither a Delta table nor readable Parquet: {first_line(exc)}"
         ) from exc

@@ -111,7 +111,7 @@ class Stages:
         jsc = self._sc._jsc.sc()
         try:  # Spark-internal too; without it the last stage's figures may lag, never fail the run
             jsc.listenerBus().waitUntilEmpty(_DRAIN_MILLIS)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Spark-internal: a lag in the figures, never a failed run
             log.debug("status store not drained: %s", exc)
         # The public status tracker has job and stage ids only; the task metrics sit in the status
         # store (Spark-internal, stable across 3.5 and 4.x). Skipped stages (a reused shuffle) are zeros.
@@ -124,7 +124,7 @@ class Stages:
             for stage_id in stage_ids:
                 try:
                     stage = store.lastStageAttempt(stage_id)
-                except Exception:
+                except Exception:  # noqa: BLE001 - evicted from the store (spark.ui.retainedStages)
                     continue
                 sums["rows_read"] += stage.inputRecords()
                 sums["rows_written"] += stage.outputRecords()
