@@ -20,10 +20,7 @@ def as_date(day: dt.date | str) -> dt.date:
 
 def as_instant(at: dt.datetime | str) -> dt.datetime:
     """A datetime as it is; text as the CLI reads --run-timestamp (ISO-8601, no offset means UTC)."""
-    if isinstance(at, dt.datetime):
-        return at
-    instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    return instant if instant.tzinfo else instant.replace(tzinfo=dt.timezone.utc)
+    return at if isinstance(at, dt.datetime) else cli.parse_run_timestamp(at)
 
 
 class Lakehouse:
@@ -68,11 +65,11 @@ class Lakehouse:
     def run(self, config, as_of=None, at=None, full_refresh=False, out=None) -> pipeline.RunOutcome:
         """One run of the job in process (pipeline.run); the outcome, whatever its exit code."""
         request = RunRequest(
-            as_date(as_of or self.as_of),
-            as_instant(at or self.run_at),
-            Location(path=str(self.root / tables.RAW_ORDERS)),
-            Location(path=str(self.root / tables.RAW_CUSTOMERS)),
-            Location(path=str(out or self.out)),
+            as_of=as_date(as_of or self.as_of),
+            run_timestamp=as_instant(at or self.run_at),
+            raw_orders=Location(path=str(self.root / tables.RAW_ORDERS)),
+            raw_customers=Location(path=str(self.root / tables.RAW_CUSTOMERS)),
+            output=Location(path=str(out or self.out)),
             full_refresh=full_refresh,
         )
         outcome = pipeline.run(self.spark, config, request)

@@ -137,6 +137,7 @@ def _resolve() -> int:
 
     from growth_revenue.config import load_config
     from growth_revenue.session import local_session, stop_spark
+    from growth_revenue.sparkutil import first_line
 
     spark_line = installed_line()
     settings = load_config().spark
@@ -150,7 +151,7 @@ def _resolve() -> int:
         except Exception as exc:  # Ivy's failure reaches Python as a generic JVM error
             if not include_deequ:
                 raise
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = first_line(exc)
     resolved = packages(spark_line, include_deequ)
     record = {
         "line": spark_line.name,

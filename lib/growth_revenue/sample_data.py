@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from growth_revenue import tables
+from growth_revenue.cli import parse_run_timestamp
 
 ORDERS_SCHEMA = T.StructType(
     [
@@ -162,11 +163,6 @@ def write_lakehouse(spark: SparkSession, out: str, as_of: dt.date, **options) ->
     customers.write.format("delta").mode("overwrite").save(f"{out.rstrip('/')}/{tables.RAW_CUSTOMERS}")
 
 
-def _instant(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a seeded sample raw_orders and raw_customers as Delta tables.")
     parser.add_argument("--out", default="data/lakehouse/raw", help="directory for the two raw tables")
@@ -181,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--ingested-until",
-        type=_instant,
+        type=parse_run_timestamp,  # read as the job reads --run-timestamp
         help="ISO instant of the newest _ingested_at (default: 30 minutes ago, at most 23:30 on --as-of)",
     )
     parser.add_argument(

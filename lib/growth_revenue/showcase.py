@@ -153,7 +153,7 @@ def format_view(view: View) -> str:
 
 
 def read_view(spark, output) -> View:
-    """The published tables under `output` (an locations.Location) as plain values."""
+    """The published tables under `output` (a Location) as plain values."""
     from pyspark.sql import functions as F
 
     from growth_revenue import delta_log, reading
