@@ -43,6 +43,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 DBR_SPARK = {"16": "3.5", "17": "4.0", "18": "4.1", "19": "4.2"}
 # The Python of each Databricks Runtime (release notes, "System environment").
 DBR_PYTHON = {"16": "3.12.3", "18": "3.12.3"}
+# The pydantic each runtime ships (github.com/databricks/environments, python/dbr/<runtime>/constraints.txt).
+DBR_PYDANTIC = {"16": "2.8.2", "18": "2.10.6"}
 
 TARGETS = targets()
 MODES = ("development", "production")
@@ -389,3 +391,8 @@ def test_wheel_installs_on_the_runtime_python_and_leaves_its_pyspark_alone(wheel
     always = {canonicalize_name(requirement.name) for requirement in requirements if requirement.marker is None}
     # The runtime ships Spark and Delta; a wheel that pulls them from PyPI replaces the runtime's own.
     assert not always & {"pyspark", "delta-spark"}, sorted(always)
+    # pydantic (the config's types) is kept at the runtime's own version, not upgraded under it.
+    (pydantic,) = (requirement for requirement in requirements if canonicalize_name(requirement.name) == "pydantic")
+    for spark_line in jars.LINES.values():
+        shipped = DBR_PYDANTIC[spark_line.databricks_runtime.split(".")[0]]
+        assert pydantic.specifier.contains(shipped), (spark_line.databricks_runtime, str(pydantic.specifier))
