@@ -1,4 +1,7 @@
-"""What the out-of-process tests share: a sample raw lakehouse, a small job config, a clean environment."""
+"""What the out-of-process tests share: the sample data's dates, a small job config, a clean environment.
+
+The lakehouse itself (raw tables, outputs, the sample data written into it) is tests/lakehouse.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from growth_revenue import sample_data, tables, transforms
+from growth_revenue import transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 25)
@@ -15,36 +18,11 @@ AS_OF = dt.date(2026, 11, 25)
 LANDED_UNTIL = dt.datetime(2026, 11, 25, 6, tzinfo=dt.timezone.utc)
 
 
-def write_raw(spark, root: Path, orders: int, customers: int, as_of: dt.date = AS_OF) -> tuple[Path, Path]:
-    """Seeded sample raw_orders and raw_customers under root/raw; returns their paths."""
-    sample_data.write_lakehouse(
-        spark, str(root / "raw"), as_of, orders=orders, customers=customers, ingested_until=LANDED_UNTIL
-    )
-    return root / "raw" / tables.RAW_ORDERS, root / "raw" / tables.RAW_CUSTOMERS
-
-
 def order_ts_bounds(rules, run_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The plausible order_ts of a run at `run_at` under these rules."""
     return transforms.plausible_order_ts(
         run_at, rules.max_future_skew_hours, rules.earliest_order_date, rules.reporting_timezone
     )
-
-
-def expected_mart(spark, root: Path, rules, run_at: dt.datetime | None = None):
-    """The mart the rules give on the raw tables under root/raw, computed in process, for a run at
-    `run_at` (default: now; it only decides which order_ts are plausible)."""
-    orders = spark.read.format("delta").load(str(root / "raw" / tables.RAW_ORDERS))
-    customers = spark.read.format("delta").load(str(root / "raw" / tables.RAW_CUSTOMERS))
-    mart = transforms.build_mart(
-        orders,
-        customers,
-        rules.revenue_statuses,
-        rules.test_email_domains,
-        rules.unknown_segment,
-        rules.reporting_timezone,
-        order_ts_bounds(rules, run_at or dt.datetime.now(dt.timezone.utc)),
-    )
-    return mart.select(*transforms.MART_COLUMNS)
 
 
 def small_job_config(path: Path, shuffle_partitions: int = 2, extra: str = "") -> Path:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from demo import ROOT, small_job_config, write_raw
+from demo import AS_OF, ROOT, small_job_config
+from lakehouse import Lakehouse
 
 from growth_revenue import jars, launch, tables
 from growth_revenue.exit_codes import ExitCode
@@ -30,7 +31,6 @@ JOB_PYTHON = Path(sys.executable)  # the job's venv: pyspark, and spark-submit b
 DEFAULT_LINE = jars.line(jars.DEFAULT_LINE)
 OTHER_LINE = jars.line(next(name for name in jars.LINES if name != jars.DEFAULT_LINE))
 
-AS_OF = dt.date(2026, 11, 25)
 RENDER_CASES = [
     # The scheduled run of 2026-11-25: CronTriggerTimetable's logical_date is the 07:00 trigger itself.
     {
@@ -369,13 +369,13 @@ def deployment(airflow_python, spark, tmp_path_factory):
     (project / "build").mkdir(parents=True)
     for part in ("lib", "jobs", "conf"):
         (project / part).symlink_to(ROOT / part)
-    raw_orders, raw_customers = write_raw(spark, root, orders=1500, customers=150)
+    lakehouse = Lakehouse(spark, root)
+    lakehouse.write_sample(AS_OF, orders=1500, customers=150)
+    raw_orders, raw_customers = (lakehouse.raw_path(name) for name in (tables.RAW_ORDERS, tables.RAW_CUSTOMERS))
     # spark.master is not used: the Airflow connection's master wins.
     config = small_job_config(
         root / "job.yaml",
-        extra=(
-            f"tables:\n  raw_orders: {raw_orders}\n  raw_customers: {raw_customers}\n  output_dir: {root / 'out'}\n"
-        ),
+        extra=f"tables:\n  raw_orders: {raw_orders}\n  raw_customers: {raw_customers}\n  output_dir: {lakehouse.out}\n",
     )
     subprocess.run(
         [str(JOB_PYTHON), "-m", "growth_revenue.package", str(project / "build" / "growth_revenue.zip")],
@@ -433,11 +433,11 @@ def test_airflow_dags_test_spark_submits_the_job_and_publishes_the_as_of_snapsho
     assert "published, exit 0" in done.stdout
     assert "state=success" in done.stdout
 
-    out = deployment[0] / "out"
-    report = spark.read.format("delta").load(str(out / tables.REPORT))
+    lakehouse = Lakehouse(spark, deployment[0])
+    report = lakehouse.output(tables.REPORT)
     assert report.where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
     assert {r.as_of_date for r in report.select("as_of_date").distinct().collect()} == {AS_OF}
-    dq = spark.read.format("delta").load(str(out / tables.DQ_RESULTS))
+    dq = lakehouse.output(tables.DQ_RESULTS)
     assert dq.where("status = 'Failure' AND level = 'Error'").count() == 0
 
 

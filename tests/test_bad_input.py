@@ -22,19 +22,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from lakehouse import Lakehouse
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from rows import customer, order, ts
 
-from growth_revenue import cli, delta_log, quality, tables
-from growth_revenue.locations import Location
-from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
+from growth_revenue import quality, tables
+from growth_revenue.exit_codes import ExitCode
 
-OK, INPUT_ERROR, USAGE, GATE = 0, 1, 2, 3
+OK, INPUT_ERROR, USAGE, GATE = ExitCode.OK, ExitCode.INPUT_ERROR, ExitCode.USAGE, ExitCode.QUALITY_GATE
 AS_OF = "2026-11-25"
 RUN_TIMESTAMP = "2026-11-25T07:00:00Z"
 FRESH = "2026-11-25 06:00:00"  # one hour before the run: within the 24 h freshness bound
@@ -47,18 +46,18 @@ NEAR_MAX_AMOUNT = "9999999999999999.99"  # the largest decimal(18,2)
 @dataclass(frozen=True)
 class Case:
     id: str  # the rule the case proves
-    breaks: Callable[[Lake], list[str] | None]  # breaks the copied input; may return extra argv
+    breaks: Callable[[Lakehouse], list[str] | None]  # breaks the copied input; may return extra argv
     exit_code: int
     says: str  # fragment of the job's log; on an ERROR line when the run fails
     publishes: bool
-    then: Callable[[Lake, str], None] | None = None  # (lake, log): what the run published
+    then: Callable[[Lakehouse, str], None] | None = None  # (lake, log): what the run published
 
 
 CASES = [
     # Input contract: exit 1, before any rule runs
     Case(
         "missing_raw_table_is_an_input_error",
-        lambda lake: shutil.rmtree(lake.raw_orders),
+        lambda lake: shutil.rmtree(lake.raw_path(tables.RAW_ORDERS)),
         INPUT_ERROR,
         "raw_orders: no table at",
         False,
@@ -72,44 +71,44 @@ CASES = [
     ),
     Case(
         "missing_contract_column_is_named",
-        lambda lake: lake.rewrite_orders(lambda df: df.drop("amount")),
+        lambda lake: lake.rewrite(tables.RAW_ORDERS, lambda df: df.drop("amount")),
         INPUT_ERROR,
         "raw_orders: missing contract column 'amount'",
         False,
     ),
     Case(
         "amount_as_string_breaks_the_contract",
-        lambda lake: lake.rewrite_orders(as_string("amount")),
+        lambda lake: lake.rewrite(tables.RAW_ORDERS, as_string("amount")),
         INPUT_ERROR,
         "raw_orders: column 'amount' has type string",
         False,
     ),
     Case(
         "order_ts_as_string_breaks_the_contract",
-        lambda lake: lake.rewrite_orders(as_string("order_ts")),
+        lambda lake: lake.rewrite(tables.RAW_ORDERS, as_string("order_ts")),
         INPUT_ERROR,
         "raw_orders: column 'order_ts' has type string",
         False,
     ),
     # Quality gate: exit 3, results recorded, nothing published
-    Case("empty_raw_orders_fail_the_gate", lambda lake: lake.write_orders([]), GATE, "raw_orders has rows", False),
+    Case("empty_raw_orders_fail_the_gate", lambda lake: lake.write(orders=[]), GATE, "raw_orders has rows", False),
     Case(
         "stale_raw_orders_fail_the_freshness_bound",
-        lambda lake: lake.write_orders(good_orders(3, ingested_at="2026-11-23 06:00:00")),
+        lambda lake: lake.write(orders=good_orders(3, ingested_at="2026-11-23 06:00:00")),
         GATE,
         "within the freshness bound",
         False,
     ),
     Case(
         "negative_revenue_fails_the_gate",
-        lambda lake: lake.write_orders(good_orders(3) + [order("NEG", amount="-5.00", ingested_at=FRESH)]),
+        lambda lake: lake.write(orders=good_orders(3) + [order("NEG", amount="-5.00", ingested_at=FRESH)]),
         GATE,
         "revenue is never negative",
         False,
     ),
     Case(
         "quarantine_above_its_share_fails_the_gate",
-        lambda lake: lake.write_orders(good_orders(2) + [order("Q1", amount=None, ingested_at=FRESH)]),
+        lambda lake: lake.write(orders=good_orders(2) + [order("Q1", amount=None, ingested_at=FRESH)]),
         GATE,
         "of revenue orders are quarantined",
         False,
@@ -117,7 +116,7 @@ CASES = [
     # Row-level problems within quarantine.quarantine_max_share (1%): published without them
     Case(
         "null_order_id_is_quarantined",
-        lambda lake: lake.write_orders(good_orders(150) + [order(None, "C1", amount="7.00", ingested_at=FRESH)]),
+        lambda lake: lake.write(orders=good_orders(150) + [order(None, "C1", amount="7.00", ingested_at=FRESH)]),
         OK,
         "revenue orders quarantined",
         True,
@@ -125,7 +124,7 @@ CASES = [
     ),
     Case(
         "null_order_ts_is_quarantined",
-        lambda lake: lake.write_orders(good_orders(150) + [without_order_ts(order("Q2", amount="7.00"))]),
+        lambda lake: lake.write(orders=good_orders(150) + [without_order_ts(order("Q2", amount="7.00"))]),
         OK,
         "revenue orders quarantined",
         True,
@@ -133,7 +132,7 @@ CASES = [
     ),
     Case(
         "null_amount_on_a_revenue_order_is_quarantined",
-        lambda lake: lake.write_orders(good_orders(150) + [order("Q3", amount=None, ingested_at=FRESH)]),
+        lambda lake: lake.write(orders=good_orders(150) + [order("Q3", amount=None, ingested_at=FRESH)]),
         OK,
         "revenue orders quarantined",
         True,
@@ -141,8 +140,8 @@ CASES = [
     ),
     Case(
         "null_amount_on_a_cancelled_order_is_not_quarantined",
-        lambda lake: lake.write_orders(
-            good_orders(3) + [order("X1", status="cancelled", amount=None, ingested_at=FRESH)]
+        lambda lake: lake.write(
+            orders=good_orders(3) + [order("X1", status="cancelled", amount=None, ingested_at=FRESH)]
         ),
         OK,
         "no revenue order is quarantined - 0 of 3 revenue orders quarantined",
@@ -152,7 +151,7 @@ CASES = [
     # Content edge cases: published exactly
     Case(
         "exact_ties_pick_the_same_version_in_written_order",
-        lambda lake: lake.write_orders(good_orders(2) + TIED_VERSIONS),
+        lambda lake: lake.write(orders=good_orders(2) + TIED_VERSIONS),
         OK,
         "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)",
         True,
@@ -160,7 +159,7 @@ CASES = [
     ),
     Case(
         "exact_ties_pick_the_same_version_in_reverse_order",
-        lambda lake: lake.write_orders(list(reversed(good_orders(2) + TIED_VERSIONS))),
+        lambda lake: lake.write(orders=list(reversed(good_orders(2) + TIED_VERSIONS))),
         OK,
         "rule 1 latest version: 7 raw order rows -> 3 orders (4 superseded versions removed)",
         True,
@@ -168,8 +167,11 @@ CASES = [
     ),
     Case(
         "non_ascii_and_long_segments_are_kept_exactly",
-        lambda lake: lake.write_customers(
-            [customer("C1", "a@shop.io", f"  {UNICODE_SEGMENT} "), customer("C2", "b@shop.io", f" {LONG_SEGMENT}  ")]
+        lambda lake: lake.write(
+            customers=[
+                customer("C1", "a@shop.io", f"  {UNICODE_SEGMENT} "),
+                customer("C2", "b@shop.io", f" {LONG_SEGMENT}  "),
+            ]
         ),
         OK,
         "published, exit 0",
@@ -180,7 +182,7 @@ CASES = [
     ),
     Case(
         "revenue_near_the_decimal_limit_sums_exactly",
-        lambda lake: lake.write_orders(good_orders(500, customer_id="C1", amount=NEAR_MAX_AMOUNT)),
+        lambda lake: lake.write(orders=good_orders(500, customer_id="C1", amount=NEAR_MAX_AMOUNT)),
         OK,
         "published, exit 0",
         True,
@@ -197,16 +199,16 @@ CASES = [
     Case("malformed_as_of_is_a_usage_error", lambda lake: ["--as-of", "2026-13-45"], USAGE, "is not a date", False),
     Case(
         "unknown_config_key_is_a_usage_error",
-        lambda lake: lake.config_file("rules:\n  revenue_status: [completed]\n"),
+        lambda lake: config_file(lake, "rules:\n  revenue_status: [completed]\n"),
         USAGE,
         "unknown key 'rules.revenue_status'",
         False,
     ),
     Case(
         "wrongly_typed_config_value_is_a_usage_error",
-        lambda lake: lake.config_file("quality:\n  freshness_max_age_hours: soon\n"),
+        lambda lake: config_file(lake, "quality:\n  freshness_max_age_hours: soon\n"),
         USAGE,
-        "'quality.freshness_max_age_hours' must be float",
+        "'quality.freshness_max_age_hours' should be a valid number",
         False,
     ),
 ]
@@ -227,54 +229,11 @@ TIE_WINNER = ("D1", "C1", "2026-11-20 11:00:00", "completed", Decimal("30.00"))
 # --- the baseline and the lakehouse copied from it -------------------------------------------
 
 
-class Lake:
-    """A copy of the baseline lakehouse: raw tables under raw_*, outputs under out/."""
-
-    def __init__(self, spark: SparkSession, root: Path):
-        self.spark, self.root = spark, root
-        self.raw_orders, self.raw_customers = str(root / "raw_orders"), str(root / "raw_customers")
-
-    def argv(self) -> list[str]:
-        return [
-            "--raw-orders",
-            self.raw_orders,
-            "--raw-customers",
-            self.raw_customers,
-            "--output-dir",
-            str(self.root / "out"),
-            "--as-of",
-            AS_OF,
-            "--run-timestamp",
-            RUN_TIMESTAMP,
-        ]
-
-    def write_orders(self, rows: list[tuple]) -> None:
-        self._overwrite(self.spark.createDataFrame(rows, ORDERS_SCHEMA), self.raw_orders)
-
-    def write_customers(self, rows: list[tuple]) -> None:
-        self._overwrite(self.spark.createDataFrame(rows, CUSTOMERS_SCHEMA), self.raw_customers)
-
-    def rewrite_orders(self, change: Callable[[DataFrame], DataFrame]) -> None:
-        self._overwrite(change(self.spark.read.format("delta").load(self.raw_orders)), self.raw_orders)
-
-    def config_file(self, text: str) -> list[str]:
-        path = self.root / "job.yaml"
-        path.write_text(text)
-        return ["--config", str(path)]
-
-    def version(self, table: str) -> int | None:
-        return delta_log.version_of(self.spark, Location(path=str(self.root / "out" / table)))
-
-    def versions(self) -> dict[str, int | None]:
-        return {table: self.version(table) for table in tables.OUTPUTS}
-
-    def read(self, table: str) -> DataFrame:
-        return self.spark.read.format("delta").load(str(self.root / "out" / table))
-
-    @staticmethod
-    def _overwrite(df: DataFrame, path: str) -> None:
-        # One file with the rows in the order given: the tie cases rely on that order reaching the job.
-        df.coalesce(1).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+def config_file(lake: Lakehouse, text: str) -> list[str]:
+    """A job config with `text` for the run; the options that pass it."""
+    path = lake.root / "job.yaml"
+    path.write_text(text)
+    return ["--config", str(path)]
 
 
 def good_orders(n: int, customer_id: str | None = None, amount: str = "10.00", ingested_at: str = FRESH):
@@ -301,10 +260,9 @@ BASELINE_CUSTOMERS = [customer("C1", "a@shop.io", "Enterprise"), customer("C2", 
 @pytest.fixture(scope="module")
 def baseline(spark, tmp_path_factory):
     """A published lakehouse: raw tables, and the outputs of one good run over them."""
-    lake = Lake(spark, tmp_path_factory.mktemp("baseline"))
-    lake.write_orders(good_orders(4))
-    lake.write_customers(BASELINE_CUSTOMERS)
-    assert cli.main_in_session(spark, lake.argv()) == OK
+    lake = Lakehouse(spark, tmp_path_factory.mktemp("baseline"), run_at=RUN_TIMESTAMP)
+    lake.write(orders=good_orders(4), customers=BASELINE_CUSTOMERS)
+    assert lake.cli("--as-of", AS_OF) == OK
     versions = lake.versions()
     assert None not in versions.values(), versions  # every output exists before a case breaks anything
     return lake.root, versions
@@ -313,12 +271,12 @@ def baseline(spark, tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input(case, spark, baseline, tmp_path, capsys):
     root, before = baseline
-    lake = Lake(spark, tmp_path / "lake")
+    lake = Lakehouse(spark, tmp_path / "lake", run_at=RUN_TIMESTAMP)
     shutil.copytree(root, lake.root)
     extra_argv = case.breaks(lake) or []
     capsys.readouterr()  # only the run's own log below
 
-    code = cli.main_in_session(spark, lake.argv() + extra_argv)
+    code = lake.cli("--as-of", AS_OF, *extra_argv)
     log = capsys.readouterr().err
 
     assert code == case.exit_code, log
@@ -340,10 +298,10 @@ def test_bad_input(case, spark, baseline, tmp_path, capsys):
 # --- breaking the input ----------------------------------------------------------------------
 
 
-def replace_with_csv_folder(lake: Lake) -> None:
-    shutil.rmtree(lake.raw_orders)
-    Path(lake.raw_orders).mkdir()
-    (Path(lake.raw_orders) / "orders.csv").write_text("order_id,amount\nO1,10.00\n")
+def replace_with_csv_folder(lake: Lakehouse) -> None:
+    shutil.rmtree(lake.raw_path(tables.RAW_ORDERS))
+    lake.raw_path(tables.RAW_ORDERS).mkdir()
+    (lake.raw_path(tables.RAW_ORDERS) / "orders.csv").write_text("order_id,amount\nO1,10.00\n")
 
 
 def as_string(column: str) -> Callable[[DataFrame], DataFrame]:
@@ -358,28 +316,28 @@ def without_order_ts(row: tuple) -> tuple:
 # --- what a publishing run published ---------------------------------------------------------
 
 
-def report(lake: Lake) -> DataFrame:
-    return lake.read(tables.REPORT).where(F.col("as_of_date") == F.lit(dt.date.fromisoformat(AS_OF)))
+def report(lake: Lakehouse) -> DataFrame:
+    return lake.output(tables.REPORT).where(F.col("as_of_date") == F.lit(dt.date.fromisoformat(AS_OF)))
 
 
-def assert_quarantined(lake: Lake, log: str, expected: tuple) -> None:
+def assert_quarantined(lake: Lakehouse, log: str, expected: tuple) -> None:
     """One bad revenue order among 150 good ones: quarantined, not in the mart, a WARN line."""
     quarantine = (
-        lake.read(tables.QUARANTINE).select("order_id", F.col("amount").cast("string"), "quarantine_reason").collect()
+        lake.output(tables.QUARANTINE).select("order_id", F.col("amount").cast("string"), "quarantine_reason").collect()
     )
     assert [tuple(row) for row in quarantine] == [expected]
-    assert {row["order_id"] for row in lake.read(tables.MART).select("order_id").collect()} == good_ids(150)
+    assert {row["order_id"] for row in lake.output(tables.MART).select("order_id").collect()} == good_ids(150)
     assert re.search(r"check WARN +\[Warning\] quarantine_orders: .*1 of 151 revenue orders quarantined", log), log
 
 
-def assert_mart_ids_and_empty_quarantine(lake: Lake, ids: set[str]) -> None:
-    assert {row["order_id"] for row in lake.read(tables.MART).select("order_id").collect()} == ids
-    assert lake.read(tables.QUARANTINE).count() == 0
+def assert_mart_ids_and_empty_quarantine(lake: Lakehouse, ids: set[str]) -> None:
+    assert {row["order_id"] for row in lake.output(tables.MART).select("order_id").collect()} == ids
+    assert lake.output(tables.QUARANTINE).count() == 0
 
 
-def assert_tie_winner(lake: Lake) -> None:
+def assert_tie_winner(lake: Lakehouse) -> None:
     chosen = (
-        lake.read(tables.MART)
+        lake.output(tables.MART)
         .where("order_id = 'D1'")
         .select("order_id", "customer_id", F.col("order_ts").cast("string"), "status", "revenue")
         .collect()
@@ -387,16 +345,16 @@ def assert_tie_winner(lake: Lake) -> None:
     assert [tuple(row) for row in chosen] == [TIE_WINNER]
 
 
-def assert_segments(lake: Lake, revenue_by_segment: dict[str, Decimal]) -> None:
+def assert_segments(lake: Lakehouse, revenue_by_segment: dict[str, Decimal]) -> None:
     assert len(LONG_SEGMENT.lower()) == 10_000
-    mart_segments = {row[0] for row in lake.read(tables.MART).select("customer_segment").distinct().collect()}
+    mart_segments = {row[0] for row in lake.output(tables.MART).select("customer_segment").distinct().collect()}
     assert mart_segments == set(revenue_by_segment)
     assert {
         row[0]: row[1] for row in report(lake).select("customer_segment", "revenue").collect()
     } == revenue_by_segment
 
 
-def assert_exact_sum(lake: Lake, segment: str, total: Decimal, orders: int) -> None:
+def assert_exact_sum(lake: Lakehouse, segment: str, total: Decimal, orders: int) -> None:
     published = report(lake)
     assert published.schema["revenue"].dataType == T.DecimalType(38, 2)
     rows = published.where(F.col("customer_segment") == segment).select("revenue", "order_count").collect()

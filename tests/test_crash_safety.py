@@ -33,13 +33,14 @@ from typing import ClassVar
 import pytest
 from chispa import assert_df_equality
 from delta.exceptions import ConcurrentAppendException
-from demo import AS_OF, LANDED_UNTIL, ROOT, expected_mart, job_env, small_job_config
+from demo import AS_OF, ROOT, job_env, small_job_config
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
+from rows import order, ts
 
-from growth_revenue import cli, delta_log, metrics, sample_data, tables, transforms, writing
+from growth_revenue import cli, delta_log, metrics, tables, transforms, writing
 from growth_revenue.locations import Location
 from growth_revenue.metrics import MetricsRepository, published_metrics, to_deequ_json
-from growth_revenue.sample_data import ORDERS_SCHEMA
 
 D, D1 = AS_OF, AS_OF - dt.timedelta(days=1)
 NIGHTLY = {D1: "2026-11-24T07:00:00Z", D: "2026-11-25T07:00:00Z"}
@@ -56,7 +57,7 @@ JOB_TIMEOUT = 600
 
 @dataclasses.dataclass
 class World:
-    root: Path  # root/raw: the raw tables as of D; root/raw_d1: raw_orders as D-1's run saw it
+    lakehouse: Lakehouse  # the raw tables as of D; root/raw_d1: raw_orders as D-1's run saw it
     config_file: Path
     base: Path  # outputs after D-1's run
     expected: Path  # outputs after an uninterrupted run for D on a copy of base
@@ -66,17 +67,16 @@ class World:
     frames: dict = dataclasses.field(default_factory=dict)  # CONVERGED table -> expected DataFrame, cached
     background: Background | None = None  # the subprocess cases, running while in-process tests do
 
+    @property
+    def root(self) -> Path:
+        return self.lakehouse.root
+
     def argv(self, out: Path, as_of: dt.date = D) -> list[str]:
-        raw_orders = self.root / ("raw_d1" if as_of == D1 else "raw") / tables.RAW_ORDERS
+        raw_orders = self.root / "raw_d1" / tables.RAW_ORDERS if as_of == D1 else None
         return [
             "--config",
             str(self.config_file),
-            "--raw-orders",
-            str(raw_orders),
-            "--raw-customers",
-            str(self.root / "raw" / tables.RAW_CUSTOMERS),
-            "--output-dir",
-            str(out),
+            *self.lakehouse.argv(out, raw_orders=raw_orders),
             "--as-of",
             str(as_of),
             "--run-timestamp",
@@ -97,15 +97,16 @@ def world(request, spark, config, tmp_path_factory) -> World:
     """
     root = tmp_path_factory.mktemp("crash")
     world = World(
-        root, small_job_config(root / "job.yaml"), root / "base", root / "expected", config.rules.report_window_days
+        lakehouse=Lakehouse(spark, root),
+        config_file=small_job_config(root / "job.yaml"),
+        base=root / "base",
+        expected=root / "expected",
+        window_days=config.rules.report_window_days,
     )
-    # demo.write_raw's data with 8 days of history instead of 75: ~10 order_date partitions, so
-    # every mart write (and every run) is quicker.
-    sample_data.write_lakehouse(
-        spark, str(root / "raw"), D, orders=600, customers=60, ingested_until=LANDED_UNTIL, history_days=8
-    )
-    raw_orders = root / "raw" / tables.RAW_ORDERS
-    landed = spark.read.format("delta").load(str(raw_orders))
+    # The sample data with 8 days of history instead of 75: ~10 order_date partitions, so every
+    # mart write (and every run) is quicker.
+    world.lakehouse.write_sample(D, orders=600, customers=60, history_days=8)
+    landed = world.lakehouse.raw(tables.RAW_ORDERS)
     landed.where(F.col("_ingested_at") <= F.lit(D1_LANDED_UNTIL)).write.format("delta").save(
         str(root / "raw_d1" / tables.RAW_ORDERS)
     )
@@ -127,22 +128,15 @@ def world(request, spark, config, tmp_path_factory) -> World:
         .orderBy("order_id")
         .first()
     )
-    late = dt.datetime(2026, 11, 25, 5, tzinfo=dt.timezone.utc)
-    spark.createDataFrame(
+    late = "2026-11-25 05:00:00"
+    cancelled = (counted["order_id"], counted["customer_id"], counted["order_ts"], "cancelled", counted["revenue"])
+    world.lakehouse.land(
+        late,
         [
-            (
-                counted["order_id"],
-                counted["customer_id"],
-                counted["order_ts"],
-                "cancelled",
-                counted["revenue"],
-                late,
-                late,
-            ),
-            ("O9999999", None, dt.datetime(2026, 11, 24, 20, tzinfo=dt.timezone.utc), "completed", None, late, late),
+            (*cancelled, ts(late), ts(late)),
+            order("O9999999", None, "2026-11-24 20:00:00", amount=None, updated_at=late),
         ],
-        ORDERS_SCHEMA,
-    ).write.format("delta").mode("append").save(str(raw_orders))
+    )
 
     world.background = Background(world, selected_cases(request))
     request.addfinalizer(world.background.stop)
@@ -532,9 +526,7 @@ def test_two_runs_of_the_same_as_of_at_once_end_published_or_retried_and_leave_o
 
     mart = read(spark, out, tables.MART)
     assert mart.groupBy("order_id").count().where("count > 1").count() == 0
-    assert_df_equality(
-        mart, expected_mart(spark, world.root, config.rules), ignore_row_order=True, ignore_nullable=True
-    )
+    assert_df_equality(mart, world.lakehouse.expected_mart(config.rules), ignore_row_order=True, ignore_nullable=True)
     assert MetricsRepository(spark, str(out / tables.METRICS_REPOSITORY)).load() == world.new[METRICS]
 
 

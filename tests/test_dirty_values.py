@@ -17,13 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 from rows import customer, order, ts
 
-from growth_revenue import mart_state, matching, pipeline, quality, sparkutil, tables, transforms
+from growth_revenue import mart_state, matching, quality, sparkutil, tables, transforms
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
 NIGHTLY = ts("2026-11-25 07:00:00")  # with the default 24 hours of skew, order_ts up to 2026-11-26 07:00 are plausible
@@ -155,14 +154,9 @@ def write_with_delta_rs(root: Path, orders, customers) -> None:
     )
 
 
-def request_for(root: Path, run_timestamp=NIGHTLY, as_of=AS_OF) -> RunRequest:
-    return RunRequest(
-        as_of,
-        run_timestamp,
-        Location(path=str(root / tables.RAW_ORDERS)),
-        Location(path=str(root / tables.RAW_CUSTOMERS)),
-        Location(path=str(root / "out")),
-    )
+def lakehouse_at(spark, root: Path) -> Lakehouse:
+    """The lakehouse under `root`, run for AS_OF at 07:00 unless a run says otherwise."""
+    return Lakehouse(spark, root, as_of=AS_OF, run_at=NIGHTLY)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +166,7 @@ def published(spark, config, tmp_path_factory):
     write_with_delta_rs(root, *raw_rows())
     # Quarantined dates are a share of these few orders far above the default limit; the limit has its own test.
     lenient = dataclasses.replace(config, quality=dataclasses.replace(config.quality, quarantine_max_share=1.0))
-    outcome = pipeline.run(spark, lenient, request_for(root))
+    outcome = lakehouse_at(spark, root).run(lenient)
     assert outcome.exit_code == ExitCode.OK
     out = root / "out"
     read = lambda name: {r["order_id"]: r for r in spark.read.format("delta").load(str(out / name)).collect()}  # noqa: E731
@@ -359,7 +353,7 @@ def test_the_quarantine_share_counts_implausible_dates_like_the_other_reasons(sp
     orders.append(order("O9", REAL, "9999-12-31 23:00:00", updated_at=LANDED, ingested_at=LANDED))
     write_with_delta_rs(tmp_path, orders, [customer(REAL, email="a@shop.io")])
 
-    outcome = pipeline.run(spark, config, request_for(tmp_path))
+    outcome = lakehouse_at(spark, tmp_path).run(config)
 
     assert outcome.exit_code == ExitCode.QUALITY_GATE
     failed = [r for r in outcome.results if r.blocks_publishing]
@@ -430,13 +424,14 @@ def test_outputs_an_earlier_release_wrote_as_int96_keep_merging_and_read_the_sam
 ):
     """The night before the upgrade wrote INT96; the first night after it MERGEs into that mart and
     adds a report snapshot beside the old one: tables with both kinds of files."""
-    raw = lambda name: str(tmp_path / name)  # noqa: E731
+    lakehouse = lakehouse_at(spark, tmp_path)
+    raw = lambda name: str(lakehouse.raw_path(name))  # noqa: E731
     make_orders(
         [order(f"O{i}", REAL, ORDER_TS, amount=amount(i), ingested_at="2026-11-24 06:00:00") for i in range(3)]
     ).write.format("delta").save(raw(tables.RAW_ORDERS))
     make_customers([customer(REAL, email="a@shop.io")]).write.format("delta").save(raw(tables.RAW_CUSTOMERS))
     with sparkutil.session_conf(spark, {"spark.sql.parquet.outputTimestampType": "INT96"}):
-        before = pipeline.run(spark, config, request_for(tmp_path, ts("2026-11-24 07:00:00"), dt.date(2026, 11, 24)))
+        before = lakehouse.run(config, as_of=dt.date(2026, 11, 24), at=ts("2026-11-24 07:00:00"))
     assert before.exit_code == ExitCode.OK
     out = tmp_path / "out"
     assert physical_types(out / tables.MART, "order_ts") == {"INT96"}
@@ -447,7 +442,7 @@ def test_outputs_an_earlier_release_wrote_as_int96_keep_merging_and_read_the_sam
             order("O0", REAL, ORDER_TS, amount="7.00", updated_at="2026-11-25 05:00:00", ingested_at=LANDED),
         ]
     ).write.format("delta").mode("append").save(raw(tables.RAW_ORDERS))
-    after = pipeline.run(spark, config, request_for(tmp_path))
+    after = lakehouse.run(config)
 
     assert (after.exit_code, after.mode) == (ExitCode.OK, mart_state.INCREMENTAL)
     assert physical_types(out / tables.MART, "order_ts") == {"INT96", "INT64"}

@@ -9,22 +9,20 @@ import datetime as dt
 import json
 import struct
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
-from demo import ROOT, small_job_config, write_raw
+from demo import ROOT, small_job_config
+from lakehouse import Lakehouse
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from pyspark.sql import functions as F
+from rows import order
 
-from growth_revenue import delta_log, pipeline, tables
+from growth_revenue import tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest
-from growth_revenue.sample_data import ORDERS_SCHEMA
 
 SPARK_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue.ipynb"
 PANDAS_NOTEBOOK = ROOT / "notebooks" / "explore_growth_revenue_pandas.ipynb"
@@ -52,38 +50,16 @@ print(json.dumps({{"prefix": sys.prefix, "pyspark_loaded": "pyspark" in sys.modu
 
 @pytest.fixture(scope="module")
 def lakehouse(spark, config, tmp_path_factory):
-    """(output dir, run ids): the sample raw tables, published by two runs of the job."""
-    root = tmp_path_factory.mktemp("notebook_lakehouse")
-    write_raw(spark, root, orders=3000, customers=300, as_of=LATEST)
-    landed = dt.datetime(2026, 11, 23, 6, tzinfo=UTC)
-    spark.createDataFrame(
-        [
-            (
-                order_id,
-                None,
-                dt.datetime.fromisoformat(at).replace(tzinfo=UTC),
-                "completed",
-                Decimal("1.00"),
-                landed,
-                landed,
-            )
-            for order_id, at in BOUND_ORDERS.items()
-        ],
-        ORDERS_SCHEMA,
-    ).write.format("delta").mode("append").save(str(root / "raw" / tables.RAW_ORDERS))
-    run_ids = []
+    """The sample raw tables, published by two runs of the job (their outcomes in `outcomes`)."""
+    lakehouse = Lakehouse(spark, tmp_path_factory.mktemp("notebook_lakehouse"))
+    lakehouse.write_sample(LATEST, orders=3000, customers=300)
+    landed = "2026-11-23 06:00:00"
+    lakehouse.land(
+        landed, [order(order_id, None, at, amount="1.00", updated_at=landed) for order_id, at in BOUND_ORDERS.items()]
+    )
     for as_of, run_time in RUNS:
-        request = RunRequest(
-            as_of,
-            run_time,
-            Location(path=str(root / "raw" / tables.RAW_ORDERS)),
-            Location(path=str(root / "raw" / tables.RAW_CUSTOMERS)),
-            Location(path=str(root / "out")),
-        )
-        outcome = pipeline.run(spark, config, request)
-        assert outcome.exit_code == ExitCode.OK
-        run_ids.append(outcome.run_id)
-    return root / "out", run_ids
+        assert lakehouse.run(config, as_of=as_of, at=run_time).exit_code == ExitCode.OK
+    return lakehouse
 
 
 def execute(notebook: Path, workdir: Path, env: dict[str, str], after: dict[str, str] | None = None):
@@ -116,7 +92,7 @@ def execute(notebook: Path, workdir: Path, env: dict[str, str], after: dict[str,
 @pytest.fixture(scope="module", params=["path", "catalog"])
 def spark_notebook(request, lakehouse, tmp_path_factory):
     """The Spark notebook run on the lakehouse folder (chart at its default place), or on a catalog schema."""
-    out, _run_ids = lakehouse
+    out = lakehouse.out
     workdir = tmp_path_factory.mktemp(f"spark_notebook_{request.param}")
     if request.param == "path":
         cells, probe, latest = execute(SPARK_NOTEBOOK, workdir, {"GROWTH_LAKEHOUSE": str(out)})
@@ -143,7 +119,7 @@ def spark_notebook(request, lakehouse, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pandas_notebook(lakehouse, tmp_path_factory):
     """(cells, probe, latest, mart_df): the notebook's run, and the mart as its cell read it."""
-    out, _ = lakehouse
+    out = lakehouse.out
     workdir = tmp_path_factory.mktemp("pandas_notebook")
     mart = workdir / "mart.pkl"
     run = execute(
@@ -170,15 +146,15 @@ def shown_table(cell) -> list[list[str]]:
     return [header.split()] + [row.split()[1:] for row in rows]
 
 
-def latest_snapshot(spark, out: Path):
-    report = spark.read.format("delta").load(str(out / tables.REPORT))
+def latest_snapshot(lakehouse: Lakehouse):
+    report = lakehouse.output(tables.REPORT)
     return report.where(F.col("as_of_date") == LATEST).orderBy(F.desc("revenue"), "customer_segment")
 
 
-def assert_shows_the_latest_snapshot(spark, out: Path, cell) -> None:
+def assert_shows_the_latest_snapshot(lakehouse: Lakehouse, cell) -> None:
     expected = [
         [r["customer_segment"], str(r["revenue"]), str(r["order_count"]), str(r["customer_count"])]
-        for r in latest_snapshot(spark, out).collect()
+        for r in latest_snapshot(lakehouse).collect()
     ]
     assert len(expected) >= 2
     assert f"{tables.REPORT} as of {LATEST}" in shown_text(cell)
@@ -237,7 +213,7 @@ def test_the_spark_notebook_runs_every_cell_in_the_venvs_kernel(spark_notebook):
 @pytest.mark.slow
 def test_the_spark_notebook_shows_the_latest_snapshot_of_the_report(spark, lakehouse, spark_notebook):
     cells, _, _, _ = spark_notebook
-    assert_shows_the_latest_snapshot(spark, lakehouse[0], cells["latest-report"])
+    assert_shows_the_latest_snapshot(lakehouse, cells["latest-report"])
 
 
 @pytest.mark.slow
@@ -250,7 +226,7 @@ def test_the_spark_notebook_shows_the_report_history_across_as_of_dates(spark_no
 @pytest.mark.slow
 def test_time_travel_to_the_previous_version_shows_the_latest_run_added_its_snapshot(spark, lakehouse, spark_notebook):
     cells, _, _, _ = spark_notebook
-    segments = latest_snapshot(spark, lakehouse[0]).count()
+    segments = latest_snapshot(lakehouse).count()
     assert f"{tables.REPORT}: version 0 -> 1" in shown_text(cells["what-changed"])
     assert shown_table(cells["what-changed"]) == [
         ["as_of_date", "rows_added", "rows_removed"],
@@ -261,10 +237,10 @@ def test_time_travel_to_the_previous_version_shows_the_latest_run_added_its_snap
 @pytest.mark.slow
 def test_the_spark_notebook_shows_the_quality_results_of_the_last_run_only(spark, lakehouse, spark_notebook):
     cells, _, _, _ = spark_notebook
-    out, run_ids = lakehouse
+    last_run = lakehouse.outcomes[-1].run_id
     shown = cells["quality"]
-    assert f"{tables.DQ_RESULTS}: run {run_ids[-1]}" in shown_text(shown)
-    checks = spark.read.format("delta").load(str(out / tables.DQ_RESULTS)).where(F.col("run_id") == run_ids[-1])
+    assert f"{tables.DQ_RESULTS}: run {last_run}" in shown_text(shown)
+    checks = lakehouse.output(tables.DQ_RESULTS).where(F.col("run_id") == last_run)
     html = [o for o in shown.outputs if "text/html" in o.get("data", {})][-1]["data"]["text/html"]
     assert html.count("<tr>") == checks.count()  # one body row per check of that run, none of the first run
 
@@ -274,11 +250,10 @@ def test_the_spark_notebook_shows_the_quarantine_and_whether_the_report_is_in_li
     spark, lakehouse, spark_notebook
 ):
     cells, _, _, _ = spark_notebook
-    out, _ = lakehouse
     shown = shown_text(cells["quarantine"])
-    quarantined = spark.read.format("delta").load(str(out / tables.QUARANTINE)).count()
+    quarantined = lakehouse.output(tables.QUARANTINE).count()
     assert f"{tables.QUARANTINE}: {quarantined:,} revenue orders kept out of the mart" in shown
-    mart_version = delta_log.version_of(spark, Location(path=str(out / tables.MART)))
+    mart_version = lakehouse.version(tables.MART)
     assert f"built from {tables.MART} version {mart_version}, the current one" in shown
 
 
@@ -300,7 +275,7 @@ def test_the_chart_of_revenue_by_segment_is_shown_and_saved_as_a_png(spark_noteb
 def test_the_pandas_notebook_reads_the_latest_snapshot_with_delta_rs_and_no_spark(spark, lakehouse, pandas_notebook):
     _, probe, latest, _ = pandas_notebook
     assert probe == {"prefix": sys.prefix, "pyspark_loaded": False}
-    expected = latest_snapshot(spark, lakehouse[0]).toPandas()
+    expected = latest_snapshot(lakehouse).toPandas()
     for frame in (latest, expected):
         frame["computed_at"] = pd.to_datetime(frame["computed_at"], utc=True).astype("datetime64[us, UTC]")
     pd.testing.assert_frame_equal(latest.reset_index(drop=True), expected, check_dtype=False)
@@ -310,7 +285,7 @@ def test_the_pandas_notebook_reads_the_latest_snapshot_with_delta_rs_and_no_spar
 def test_the_pandas_notebook_shows_the_same_latest_report(spark, lakehouse, pandas_notebook):
     cells, _, _, _ = pandas_notebook
     assert all(o["output_type"] != "error" for cell in cells.values() for o in cell.get("outputs", []))
-    assert_shows_the_latest_snapshot(spark, lakehouse[0], cells["latest-report"])
+    assert_shows_the_latest_snapshot(lakehouse, cells["latest-report"])
 
 
 @pytest.mark.slow
@@ -318,7 +293,7 @@ def test_the_pandas_notebook_reads_the_marts_order_ts_as_spark_does_up_to_the_pl
     spark, lakehouse, pandas_notebook
 ):
     mart_df = pandas_notebook[3]
-    spark_mart = spark.read.format("delta").load(str(lakehouse[0] / tables.MART))
+    spark_mart = lakehouse.output(tables.MART)
     in_spark = {
         r["order_id"]: r["order_ts"]
         for r in spark_mart.select(

@@ -6,11 +6,10 @@ from decimal import Decimal
 import pyarrow as pa
 from chispa import assert_df_equality
 from deltalake import write_deltalake
+from lakehouse import Lakehouse
 
-from growth_revenue import pipeline, tables
+from growth_revenue import tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest
 
 UTC = dt.timezone.utc
 TS = pa.timestamp("us", tz="UTC")
@@ -19,7 +18,7 @@ TS = pa.timestamp("us", tz="UTC")
 def test_raw_tables_written_by_delta_rs_with_extra_columns_are_read(spark, config, tmp_path):
     at = lambda day, hour=10: dt.datetime(2026, 11, day, hour, tzinfo=UTC)  # noqa: E731
     write_deltalake(
-        str(tmp_path / "raw_orders"),
+        str(tmp_path / tables.RAW_ORDERS),
         pa.table(
             {
                 "order_id": ["O1", "O1", "O2"],
@@ -34,7 +33,7 @@ def test_raw_tables_written_by_delta_rs_with_extra_columns_are_read(spark, confi
         ),
     )
     write_deltalake(
-        str(tmp_path / "raw_customers"),
+        str(tmp_path / tables.RAW_CUSTOMERS),
         pa.table(
             {
                 "customer_id": ["C1"],
@@ -45,17 +44,11 @@ def test_raw_tables_written_by_delta_rs_with_extra_columns_are_read(spark, confi
             }
         ),
     )
-    request = RunRequest(
-        dt.date(2026, 11, 25),
-        at(25, 7),
-        Location(path=str(tmp_path / "raw_orders")),
-        Location(path=str(tmp_path / "raw_customers")),
-        Location(path=str(tmp_path / "out")),
-    )
+    lakehouse = Lakehouse(spark, tmp_path)
 
-    assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
+    assert lakehouse.run(config, as_of=dt.date(2026, 11, 25), at=at(25, 7)).exit_code == ExitCode.OK
 
-    mart = spark.read.format("delta").load(str(tmp_path / "out" / tables.MART))
+    mart = lakehouse.output(tables.MART)
     expected = spark.createDataFrame(
         [("O1", "C1", "smb", Decimal("12.50")), ("O2", None, "unknown", Decimal("7.25"))],
         "order_id string, customer_id string, customer_segment string, revenue decimal(18,2)",

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -141,48 +142,39 @@ def test_an_empty_window_publishes_with_a_warning(spark, config, lakehouse):
 
 
 def test_a_missing_contract_column_names_the_table_and_column(spark, config, lakehouse):
-    lakehouse.raw("raw_orders").drop("amount").write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true"
-    ).save(str(lakehouse.root / "raw_orders"))
+    lakehouse.rewrite(tables.RAW_ORDERS, lambda orders: orders.drop("amount"))
     with pytest.raises(ContractError, match=r"raw_orders: missing contract column 'amount'"):
         lakehouse.run(config)
     assert lakehouse.version(tables.MART) is None
 
 
 def test_a_mistyped_contract_column_names_the_table_column_and_types(spark, config, lakehouse):
-    lakehouse.raw("raw_orders").withColumn("amount", transforms.F.col("amount").cast("string")).write.format(
-        "delta"
-    ).mode("overwrite").option("overwriteSchema", "true").save(str(lakehouse.root / "raw_orders"))
+    lakehouse.rewrite(tables.RAW_ORDERS, lambda orders: orders.withColumn("amount", orders["amount"].cast("string")))
     with pytest.raises(ContractError, match=r"raw_orders: column 'amount' has type string, expected decimal"):
         lakehouse.run(config)
 
 
+def request(raw_orders: Path, raw_customers: Path, output: Path) -> RunRequest:
+    """A nightly run over tables at these paths (not a lakehouse's layout)."""
+    return RunRequest(
+        as_of=AS_OF,
+        run_timestamp=NIGHTLY,
+        raw_orders=Location(path=str(raw_orders)),
+        raw_customers=Location(path=str(raw_customers)),
+        output=Location(path=str(output)),
+    )
+
+
 def test_a_missing_raw_table_is_an_input_error_naming_it(spark, config, tmp_path):
     with pytest.raises(ContractError, match=r"raw_orders: no table at .*nowhere"):
-        pipeline.run(
-            spark,
-            config,
-            RunRequest(
-                AS_OF,
-                NIGHTLY,
-                Location(path=str(tmp_path / "nowhere")),
-                Location(path=str(tmp_path / "nowhere2")),
-                Location(path=str(tmp_path / "out")),
-            ),
-        )
+        pipeline.run(spark, config, request(tmp_path / "nowhere", tmp_path / "nowhere2", tmp_path / "out"))
 
 
 def test_parquet_raw_tables_are_accepted(spark, config, lakehouse):
     for name in ("raw_orders", "raw_customers"):
         lakehouse.raw(name).write.parquet(str(lakehouse.root / f"{name}_parquet"))
-    request = RunRequest(
-        AS_OF,
-        NIGHTLY,
-        Location(path=str(lakehouse.root / "raw_orders_parquet")),
-        Location(path=str(lakehouse.root / "raw_customers_parquet")),
-        Location(path=str(lakehouse.out)),
-    )
-    assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
+    parquet = request(lakehouse.root / "raw_orders_parquet", lakehouse.root / "raw_customers_parquet", lakehouse.out)
+    assert pipeline.run(spark, config, parquet).exit_code == ExitCode.OK
     assert lakehouse.output(tables.MART).count() == 2
 
 
@@ -196,15 +188,15 @@ def test_catalog_table_names_work_for_inputs_and_outputs(spark, config, make_ord
     try:
         make_orders(ORDERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_orders")
         make_customers(CUSTOMERS).write.format("delta").mode("overwrite").saveAsTable("growth_test.raw_customers")
-        request = RunRequest(
-            AS_OF,
-            NIGHTLY,
-            Location.parse("growth_test.raw_orders"),
-            Location.parse("growth_test.raw_customers"),
-            Location.parse("growth_test"),
+        catalog = RunRequest(
+            as_of=AS_OF,
+            run_timestamp=NIGHTLY,
+            raw_orders=Location.parse("growth_test.raw_orders"),
+            raw_customers=Location.parse("growth_test.raw_customers"),
+            output=Location.parse("growth_test"),
         )
-        assert pipeline.run(spark, config, request).exit_code == ExitCode.OK
-        assert pipeline.run(spark, config, request).exit_code == ExitCode.OK  # rerun replaces its snapshot
+        assert pipeline.run(spark, config, catalog).exit_code == ExitCode.OK
+        assert pipeline.run(spark, config, catalog).exit_code == ExitCode.OK  # rerun replaces its snapshot
         assert spark.table(f"growth_test.{tables.MART}").count() == 2
         assert spark.table(f"growth_test.{tables.REPORT}").count() == 2
         assert spark.table(f"growth_test.{tables.DQ_RESULTS}").count() == 24
@@ -217,17 +209,7 @@ def test_a_folder_that_is_not_a_table_is_an_input_error_naming_it(spark, config,
     (tmp_path / "not_a_table").mkdir()
     (tmp_path / "not_a_table" / "orders.csv").write_text("order_id,amount\nO1,10.00\n")
     with pytest.raises(ContractError, match=r"raw_orders: .*not_a_table is neither a Delta table nor readable Parquet"):
-        pipeline.run(
-            spark,
-            config,
-            RunRequest(
-                AS_OF,
-                NIGHTLY,
-                Location(path=str(tmp_path / "not_a_table")),
-                Location(path=str(tmp_path / "nowhere")),
-                Location(path=str(tmp_path / "out")),
-            ),
-        )
+        pipeline.run(spark, config, request(tmp_path / "not_a_table", tmp_path / "nowhere", tmp_path / "out"))
 
 
 @pytest.mark.parametrize(

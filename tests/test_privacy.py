@@ -5,7 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from demo import AS_OF, ROOT, write_raw
+from demo import AS_OF, ROOT
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 
 from growth_revenue import cli, tables
@@ -45,11 +46,11 @@ def test_no_credential_or_workspace_host_is_in_the_repository(kind):
 
 @pytest.fixture(scope="module")
 def published(spark, tmp_path_factory):
-    """A lakehouse with sample e-mails, published once; (root, captured log)."""
-    root = tmp_path_factory.mktemp("privacy")
-    orders, customers = write_raw(spark, root, orders=600, customers=60)
+    """A lakehouse with sample e-mails, one revenue order of which cannot be published."""
+    lakehouse = Lakehouse(spark, tmp_path_factory.mktemp("privacy"), as_of=AS_OF, run_at=f"{AS_OF}T07:00:00Z")
+    lakehouse.write_sample(AS_OF, orders=600, customers=60)
     # One quarantined order, so the quarantine table and its messages are in the search too.
-    spark.read.format("delta").load(str(orders)).limit(1).select(
+    lakehouse.raw(tables.RAW_ORDERS).limit(1).select(
         F.lit("Q1").alias("order_id"),
         F.lit(None).cast("string").alias("customer_id"),
         "order_ts",
@@ -57,54 +58,33 @@ def published(spark, tmp_path_factory):
         F.lit(None).cast("decimal(18,2)").alias("amount"),
         "updated_at",
         "_ingested_at",
-    ).write.format("delta").mode("append").save(str(orders))
-    return root, customers
+    ).write.format("delta").mode("append").save(str(lakehouse.raw_path(tables.RAW_ORDERS)))
+    return lakehouse
 
 
 def test_no_email_reaches_an_output_table_the_metrics_file_or_the_log(spark, published, capsys):
-    root, customers = published
+    lakehouse = published
     emails = sorted(
-        {
-            row[0]
-            for row in spark.read.format("delta")
-            .load(str(customers))
-            .where("email IS NOT NULL")
-            .select("email")
-            .collect()
-        }
+        {row[0] for row in lakehouse.raw(tables.RAW_CUSTOMERS).where("email IS NOT NULL").select("email").collect()}
     )
     assert len(emails) > 10 and any("example.com" in email for email in emails)  # test users' too
 
     capsys.readouterr()
-    code = cli.main_in_session(
-        spark,
-        [
-            "--raw-orders",
-            str(root / "raw" / tables.RAW_ORDERS),
-            "--raw-customers",
-            str(customers),
-            "--output-dir",
-            str(root / "out"),
-            "--as-of",
-            str(AS_OF),
-            "--run-timestamp",
-            f"{AS_OF}T07:00:00Z",
-        ],
-    )
+    code = lakehouse.cli("--as-of", str(AS_OF))
     log = capsys.readouterr()
     assert code == 0
-    assert spark.read.format("delta").load(str(root / "out" / tables.QUARANTINE)).count() == 1
+    assert lakehouse.output(tables.QUARANTINE).count() == 1
 
     texts = {"log": log.out + log.err}
     for table in tables.OUTPUTS:
-        frame = spark.read.format("delta").load(str(root / "out" / table))
+        frame = lakehouse.output(table)
         texts[table] = "\n".join(str(row) for row in frame.collect())
         texts[f"{table} columns"] = " ".join(frame.columns)
         # The Delta log holds column statistics (min/max values): they must not hold an e-mail either.
         texts[f"{table} Delta log"] = "\n".join(
-            p.read_text() for p in (root / "out" / table / "_delta_log").glob("*.json")
+            p.read_text() for p in (lakehouse.out / table / "_delta_log").glob("*.json")
         )
-    texts["metrics file"] = (root / "out" / tables.METRICS_REPOSITORY).read_text()
+    texts["metrics file"] = (lakehouse.out / tables.METRICS_REPOSITORY).read_text()
     leaks = [(where, email) for where, text in texts.items() for email in emails if email in text]
     assert leaks == []
     assert "@" not in texts["log"]  # not even a domain

@@ -4,13 +4,12 @@ import datetime as dt
 import json
 
 import pytest
+from lakehouse import Lakehouse
 from rows import customer, order
 
-from growth_revenue import pipeline, quality, tables
+from growth_revenue import quality, tables
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.locations import Location
 from growth_revenue.metrics import Metric, MetricsRepository, RunMetrics, published_metrics
-from growth_revenue.pipeline import RunRequest
 
 UTC = dt.timezone.utc
 
@@ -153,62 +152,51 @@ def daily_orders(first: dt.date, last: dt.date, per_day: int, amount: str = "100
     return rows
 
 
-def nightly(spark, config, root, as_of, orders):
-    """Land `orders` as raw_orders, then run the 07:00 job for `as_of`."""
-    spark.createDataFrame(
-        orders,
-        "order_id string, customer_id string, order_ts timestamp, status string, "
-        "amount decimal(18,2), updated_at timestamp, _ingested_at timestamp",
-    ).write.format("delta").mode("overwrite").save(str(root / "raw_orders"))
-    request = RunRequest(
-        as_of,
-        dt.datetime.combine(as_of, dt.time(7), UTC),
-        Location(path=str(root / "raw_orders")),
-        Location(path=str(root / "raw_customers")),
-        Location(path=str(root / "out")),
-    )
-    return pipeline.run(spark, config, request)
+def nightly(lakehouse, config, as_of, orders):
+    """`orders` as raw_orders, then the 07:00 run of the job for `as_of`."""
+    lakehouse.write(orders=orders)
+    return lakehouse.run(config, as_of=as_of, at=dt.datetime.combine(as_of, dt.time(7), UTC))
 
 
 def anomaly_failures(outcome):
     return sorted(r.check.dataset for r in outcome.results if r.check.name == "anomaly" and r.status == "Failure")
 
 
-def test_a_sudden_drop_in_a_run_sequence_warns_while_normal_drift_does_not(spark, config, tmp_path, make_customers):
-    make_customers(CUSTOMERS).write.format("delta").save(str(tmp_path / "raw_customers"))
+def test_a_sudden_drop_in_a_run_sequence_warns_while_normal_drift_does_not(spark, config, tmp_path):
+    lakehouse = Lakehouse(spark, tmp_path)
+    lakehouse.write(customers=CUSTOMERS)
     nights = [START + dt.timedelta(days=60 + n) for n in range(4)]  # 60 days of history, then 4 nights
 
     # Normal nights: 10 orders a day keep arriving, so the mart grows ~1.6% a night and revenue holds.
     for night in nights[:3]:
-        outcome = nightly(spark, config, tmp_path, night, daily_orders(START, night - dt.timedelta(days=1), 10))
+        outcome = nightly(lakehouse, config, night, daily_orders(START, night - dt.timedelta(days=1), 10))
         assert outcome.exit_code == ExitCode.OK
         assert anomaly_failures(outcome) == []
 
     # An upstream load drops everything older than two weeks: both metrics fall far past 30%.
     truncated = daily_orders(nights[3] - dt.timedelta(days=14), nights[3] - dt.timedelta(days=1), 10)
-    outcome = nightly(spark, config, tmp_path, nights[3], truncated)
+    outcome = nightly(lakehouse, config, nights[3], truncated)
     assert outcome.exit_code == ExitCode.OK  # a Warning: published, and on record
     assert anomaly_failures(outcome) == [tables.MART, tables.REPORT]
-    recorded = (
-        spark.read.format("delta")
-        .load(str(tmp_path / "out" / tables.DQ_RESULTS))
-        .where(f"run_id = '{outcome.run_id}' AND check = 'anomaly' AND status = 'Failure' AND level = 'Warning'")
+    recorded = lakehouse.output(tables.DQ_RESULTS).where(
+        f"run_id = '{outcome.run_id}' AND check = 'anomaly' AND status = 'Failure' AND level = 'Warning'"
     )
     assert recorded.count() == 2
 
-    history = MetricsRepository(spark, str(tmp_path / "out" / tables.METRICS_REPOSITORY)).load()
+    history = MetricsRepository(spark, str(lakehouse.out / tables.METRICS_REPOSITORY)).load()
     assert [run.as_of for run in history] == nights
 
 
-def test_a_run_that_fails_the_gate_does_not_become_the_baseline(spark, config, tmp_path, make_customers):
-    make_customers(CUSTOMERS).write.format("delta").save(str(tmp_path / "raw_customers"))
+def test_a_run_that_fails_the_gate_does_not_become_the_baseline(spark, config, tmp_path):
+    lakehouse = Lakehouse(spark, tmp_path)
+    lakehouse.write(customers=CUSTOMERS)
     good, bad = START + dt.timedelta(days=40), START + dt.timedelta(days=41)
-    assert nightly(spark, config, tmp_path, good, daily_orders(START, good - dt.timedelta(days=1), 5)).exit_code == 0
+    assert nightly(lakehouse, config, good, daily_orders(START, good - dt.timedelta(days=1), 5)).exit_code == 0
 
     broken = daily_orders(START, bad - dt.timedelta(days=1), 5) + [
         order("NEG", "C1", f"{good} 12:00:00", amount="-1.00")
     ]
-    assert nightly(spark, config, tmp_path, bad, broken).exit_code == ExitCode.QUALITY_GATE
+    assert nightly(lakehouse, config, bad, broken).exit_code == ExitCode.QUALITY_GATE
 
-    history = MetricsRepository(spark, str(tmp_path / "out" / tables.METRICS_REPOSITORY)).load()
+    history = MetricsRepository(spark, str(lakehouse.out / tables.METRICS_REPOSITORY)).load()
     assert [run.as_of for run in history] == [good]

@@ -6,13 +6,13 @@ Proved with the scan metrics Spark itself reports (files and bytes read), not wi
 import datetime as dt
 
 import pytest
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 from rows import ts
 
 from growth_revenue import reading, scanstats, tables, transforms
 from growth_revenue.exit_codes import ExitCode
 from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest, run
 
 AS_OF = dt.date(2026, 11, 25)
 DAYS = 365
@@ -21,7 +21,7 @@ DAYS = 365
 @pytest.fixture(scope="module")
 def year_of_mart(spark, config, tmp_path_factory):
     """The job's own mart over 365 days of orders (20 a day), published by a full run."""
-    root = tmp_path_factory.mktemp("year")
+    lakehouse = Lakehouse(spark, tmp_path_factory.mktemp("year"))
     first = dt.datetime(2025, 11, 25, tzinfo=dt.timezone.utc)
     orders = (
         spark.range(DAYS * 20)
@@ -43,16 +43,9 @@ def year_of_mart(spark, config, tmp_path_factory):
         F.lit(ts("2026-01-01 00:00:00")).alias("updated_at"),
     )
     for frame, name in ((orders, tables.RAW_ORDERS), (customers, tables.RAW_CUSTOMERS)):
-        frame.write.format("delta").save(str(root / name))
-    request = RunRequest(
-        AS_OF,
-        ts("2026-11-25 07:00:00"),
-        Location(path=str(root / tables.RAW_ORDERS)),
-        Location(path=str(root / tables.RAW_CUSTOMERS)),
-        Location(path=str(root / "out")),
-    )
-    assert run(spark, config, request).exit_code == ExitCode.OK
-    return Location(path=str(root / "out" / tables.MART))
+        frame.write.format("delta").save(str(lakehouse.raw_path(name)))
+    assert lakehouse.run(config, as_of=AS_OF, at=ts("2026-11-25 07:00:00")).exit_code == ExitCode.OK
+    return Location(path=str(lakehouse.out / tables.MART))
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ import json
 from collections import Counter
 from decimal import Decimal
 
+from lakehouse import Lakehouse
+
 from growth_revenue import sample_data, sample_next_day, showcase, tables
 from growth_revenue.matching import normalised_text
 
@@ -132,9 +134,9 @@ def appended(before: list[tuple], after: list[tuple]) -> list[tuple]:
 
 
 def test_next_day_appends_one_day_of_each_change_after_the_previous_data(spark, tmp_path):
-    out = str(tmp_path / "raw")
-    landed_until = dt.datetime(2026, 12, 5, 6, tzinfo=UTC)
-    sample_data.write_lakehouse(spark, out, D1, orders=600, customers=60, ingested_until=landed_until)
+    lakehouse, landed_until = Lakehouse(spark, tmp_path / "raw"), dt.datetime(2026, 12, 5, 6, tzinfo=UTC)
+    lakehouse.write_sample(D1, orders=600, customers=60, ingested_until=landed_until)
+    out = str(lakehouse.root)
     run_at = dt.datetime(2026, 12, 6, 5, tzinfo=UTC)  # the next night's run, 23 hours later
 
     def rows(table: str, schema) -> list[tuple]:

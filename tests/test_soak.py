@@ -13,10 +13,11 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from demo import order_ts_bounds
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 from rows import UTC
 
-from growth_revenue import cli, metrics, tables, transforms
+from growth_revenue import metrics, tables, transforms
 
 FIRST = dt.date(2026, 10, 1)
 DAYS = 12
@@ -30,11 +31,11 @@ def at(day: dt.date, hour: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour), UTC)
 
 
-class Lakehouse:
-    """Appends one day of raw data at a time, seeded."""
+class SoakDays:
+    """The raw rows that land each day, seeded: day 0 is the history, then each day's new rows and changes."""
 
-    def __init__(self, spark, root, seed=11):
-        self.spark, self.root, self.rng = spark, root, random.Random(seed)
+    def __init__(self, seed=11):
+        self.rng = random.Random(seed)
         self.orders: dict[str, tuple] = {}  # latest version written, by order_id
         self.customers = 0
         self.next_order = 0
@@ -68,8 +69,8 @@ class Lakehouse:
         segment = segment or self.rng.choice(SEGMENTS)
         return (customer_id, f"{customer_id.lower()}@{email_domain}", segment, False, landed)
 
-    def land(self, day_index: int, as_of: dt.date):
-        """The raw rows that land at 05:00 on `as_of`; returns nothing, appends to the Delta tables."""
+    def landing(self, day_index: int, as_of: dt.date) -> tuple[list, list]:
+        """The (orders, customers) that land at 05:00 on `as_of`, each stamped with that _ingested_at."""
         landed, rng = at(as_of, 5), self.rng
         orders, customers = [], []
         if day_index == 0:  # history: 40 customers, 60 days of orders
@@ -103,51 +104,17 @@ class Lakehouse:
                 no_amount = self.orders[no_amount[0]] = (*no_amount[:4], None, *no_amount[5:])
                 self.left_alone.add(no_amount[0])
                 orders.append(no_amount)
-        self._append(orders, customers)
-
-    def _append(self, orders, customers):
-        from growth_revenue.sample_data import CUSTOMERS_SCHEMA, ORDERS_SCHEMA
-
-        for rows, schema, name in (
-            (orders, ORDERS_SCHEMA, tables.RAW_ORDERS),
-            (customers, CUSTOMERS_SCHEMA, tables.RAW_CUSTOMERS),
-        ):
-            self.spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(
-                str(self.root / "raw" / name)
-            )
-
-
-def job(spark, root, out, *args):
-    return cli.main_in_session(
-        spark,
-        [
-            "--raw-orders",
-            str(root / "raw" / tables.RAW_ORDERS),
-            "--raw-customers",
-            str(root / "raw" / tables.RAW_CUSTOMERS),
-            "--output-dir",
-            str(out),
-            *args,
-        ],
-    )
-
-
-def read(spark, out, table):
-    return spark.read.format("delta").load(str(out / table))
+        return orders, customers
 
 
 def content(frame):
     return frame.drop(*[c for c in RUN_COLUMNS if c in frame.columns])
 
 
-def expected_report(spark, root, rules, as_of, run_at):
+def expected_report(lakehouse, rules, as_of, run_at):
     """The snapshot for `as_of` recomputed from the raw rows that had landed by its run."""
-    raw = {
-        name: spark.read.format("delta").load(str(root / "raw" / name))
-        for name in (tables.RAW_ORDERS, tables.RAW_CUSTOMERS)
-    }
-    orders = raw[tables.RAW_ORDERS].where(F.col("_ingested_at") <= F.lit(run_at))
-    customers = raw[tables.RAW_CUSTOMERS].where(F.col("updated_at") <= F.lit(run_at))
+    orders = lakehouse.raw(tables.RAW_ORDERS).where(F.col("_ingested_at") <= F.lit(run_at))
+    customers = lakehouse.raw(tables.RAW_CUSTOMERS).where(F.col("updated_at") <= F.lit(run_at))
     mart = transforms.build_mart(
         orders,
         customers,
@@ -163,49 +130,49 @@ def expected_report(spark, root, rules, as_of, run_at):
 @pytest.mark.slow
 @pytest.mark.resilience
 def test_nightly_runs_with_bad_days_end_equal_to_a_clean_recompute(spark, config, tmp_path):
-    lakehouse, out = Lakehouse(spark, tmp_path), tmp_path / "out"
+    lakehouse, days = Lakehouse(spark, tmp_path), SoakDays()
     exits = {}
     for day in range(DAYS):
         as_of = FIRST + dt.timedelta(days=day)
-        lakehouse.land(day, as_of)
-        exits[day] = job(spark, tmp_path, out, "--as-of", str(as_of), "--run-timestamp", f"{as_of}T07:00:00Z")
+        lakehouse.land(f"{as_of} 05:00:00", *days.landing(day, as_of))
+        exits[day] = lakehouse.cli("--as-of", str(as_of), at=at(as_of, 7))
     assert {day for day, code in exits.items() if code != 0} == BAD_DAYS
     assert {code for day, code in exits.items() if day in BAD_DAYS} == {3}
 
     # Every published snapshot is what the raw data of its night gave; failed nights left none.
-    report = read(spark, out, tables.REPORT)
+    report = lakehouse.output(tables.REPORT)
     published = sorted(row[0] for row in report.select("as_of_date").distinct().collect())
     assert published == [FIRST + dt.timedelta(days=d) for d in range(DAYS) if d not in BAD_DAYS]
     for as_of in published:
         snapshot = content(report.where(F.col("as_of_date") == F.lit(as_of)))
-        expected = content(expected_report(spark, tmp_path, config.rules, as_of, at(as_of, 7)))
+        expected = content(expected_report(lakehouse, config.rules, as_of, at(as_of, 7)))
         assert_df_equality(snapshot, expected, ignore_row_order=True, ignore_nullable=True)
     assert report.groupBy("as_of_date").agg(F.countDistinct("run_id").alias("runs")).where("runs > 1").count() == 0
 
     # The last night's outputs equal a clean run on the final raw data into an empty folder.
     last = FIRST + dt.timedelta(days=DAYS - 1)
     clean = tmp_path / "clean"
-    assert job(spark, tmp_path, clean, "--as-of", str(last), "--run-timestamp", f"{last}T07:00:00Z") == 0
+    assert lakehouse.cli("--as-of", str(last), at=at(last, 7), out=clean) == 0
     for table in (tables.MART, tables.QUARANTINE):
         assert_df_equality(
-            content(read(spark, out, table)),
-            content(read(spark, clean, table)),
+            content(lakehouse.output(table)),
+            content(lakehouse.output(table, out=clean)),
             ignore_row_order=True,
             ignore_nullable=True,
         )
     assert_df_equality(
         content(report.where(F.col("as_of_date") == F.lit(last))),
-        content(read(spark, clean, tables.REPORT)),
+        content(lakehouse.output(tables.REPORT, out=clean)),
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    assert [r["quarantine_reason"] for r in read(spark, out, tables.QUARANTINE).collect()] == ["missing_amount"]
+    assert [r["quarantine_reason"] for r in lakehouse.output(tables.QUARANTINE).collect()] == ["missing_amount"]
 
     # Every run is on record; the metrics history holds the published nights only.
-    dq = read(spark, out, tables.DQ_RESULTS)
+    dq = lakehouse.output(tables.DQ_RESULTS)
     assert dq.select("run_id").distinct().count() == DAYS
     assert sorted(r[0] for r in dq.where("level = 'Error' AND status = 'Failure'").select("as_of_date").collect()) == [
         FIRST + dt.timedelta(days=d) for d in sorted(BAD_DAYS)
     ]
-    history = metrics.MetricsRepository(spark, str(out / tables.METRICS_REPOSITORY)).load()
+    history = metrics.MetricsRepository(spark, str(lakehouse.out / tables.METRICS_REPOSITORY)).load()
     assert [run.as_of for run in history] == published

@@ -7,7 +7,8 @@ the rows compared were computed by Spark 3.5 + Delta 3.3 and Spark 4.1 + Delta 4
 import subprocess
 
 import pytest
-from demo import AS_OF, ROOT, job_env, small_job_config, write_raw
+from demo import AS_OF, ROOT, job_env, small_job_config
+from lakehouse import Lakehouse
 from pyspark.sql import functions as F
 from rows import order
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 RUN_COLUMNS = ("run_id", "computed_at", "mart_version")
 
 
-def run_line(root, config, line):
+def run_line(lakehouse, config, line):
     python = ROOT / f".venv-{line.name}" / "bin" / "python"
     if not python.exists():
         pytest.fail(f"no venv for Spark {line.name}: run `make venv jars SPARK_LINE={line.name}`")
@@ -29,12 +30,7 @@ def run_line(root, config, line):
         str(ROOT / "spark-submit.sh"),
         "--config",
         str(config),
-        "--raw-orders",
-        str(root / "raw" / tables.RAW_ORDERS),
-        "--raw-customers",
-        str(root / "raw" / tables.RAW_CUSTOMERS),
-        "--output-dir",
-        str(root / f"out-{line.name}"),
+        *lakehouse.argv(out=lakehouse.root / f"out-{line.name}"),
         "--as-of",
         str(AS_OF),
         "--run-timestamp",
@@ -46,15 +42,16 @@ def run_line(root, config, line):
     return log
 
 
-def rows(spark, root, line, table):
-    frame = spark.read.format("delta").load(str(root / f"out-{line.name}" / table))
+def rows(lakehouse, line, table):
+    frame = lakehouse.output(table, out=lakehouse.root / f"out-{line.name}")
     frame = frame.drop(*RUN_COLUMNS)
     # repr of every value: a Decimal's scale, a timestamp's microseconds and a null all count.
     return frame.columns, sorted(repr(tuple(row)) for row in frame.collect())
 
 
 def test_every_line_publishes_byte_identical_mart_quarantine_and_report_rows(spark, make_orders, tmp_path):
-    orders, _ = write_raw(spark, tmp_path, orders=3000, customers=300)
+    lakehouse = Lakehouse(spark, tmp_path)
+    lakehouse.write_sample(AS_OF, orders=3000, customers=300)
     # Revenue orders that cannot be published, so the quarantine has rows to compare too.
     make_orders(
         [
@@ -64,16 +61,16 @@ def test_every_line_publishes_byte_identical_mart_quarantine_and_report_rows(spa
         ]
     ).withColumn("order_ts", F.when(F.col("order_id") == "Q-no-ts", None).otherwise(F.col("order_ts"))).write.format(
         "delta"
-    ).mode("append").save(str(orders))
+    ).mode("append").save(str(lakehouse.raw_path(tables.RAW_ORDERS)))
     config = small_job_config(tmp_path / "job.yaml")
-    logs = {line.name: run_line(tmp_path, config, line) for line in jars.LINES.values()}
+    logs = {line.name: run_line(lakehouse, config, line) for line in jars.LINES.values()}
 
     for line in jars.LINES.values():  # each run says which engine verified: Deequ wherever set-up fetched it
         engine = "deequ" if jars.deequ_resolved(ROOT / ".ivy", line) else "spark"
         assert f"constraints with the {engine} engine" in logs[line.name]
     reference, *others = jars.LINES.values()
     for table in (tables.MART, tables.QUARANTINE, tables.REPORT):
-        expected = rows(spark, tmp_path, reference, table)
+        expected = rows(lakehouse, reference, table)
         assert expected[1], f"{table} is empty: the comparison would prove nothing"
         for line in others:
-            assert rows(spark, tmp_path, line, table) == expected, f"{table}: Spark {line.name} differs"
+            assert rows(lakehouse, line, table) == expected, f"{table}: Spark {line.name} differs"

@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 from chispa import assert_df_equality
-from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
+from demo import AS_OF, ROOT, job_env, small_job_config
+from lakehouse import Lakehouse
 
-from growth_revenue import delta_log, jars, tables
-from growth_revenue.locations import Location
+from growth_revenue import jars, tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.every_line]
 
@@ -16,37 +16,18 @@ NIGHTLY = "2026-11-25T07:00:00Z"
 
 @pytest.fixture(scope="module")
 def lakehouse(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("lakehouse")
-    write_raw(spark, root, orders=3000, customers=300)
-    return root, small_job_config(root / "test.yaml", shuffle_partitions=4)
+    lakehouse = Lakehouse(spark, tmp_path_factory.mktemp("lakehouse"))
+    lakehouse.write_sample(AS_OF, orders=3000, customers=300)
+    lakehouse.job_config = small_job_config(lakehouse.root / "test.yaml", shuffle_partitions=4)
+    return lakehouse
 
 
 def submit(lakehouse, *args):
-    root, config = lakehouse
-    command = [
-        str(ROOT / "spark-submit.sh"),
-        "--config",
-        str(config),
-        "--raw-orders",
-        str(root / "raw" / tables.RAW_ORDERS),
-        "--raw-customers",
-        str(root / "raw" / tables.RAW_CUSTOMERS),
-        "--output-dir",
-        str(root / "out"),
-        *args,
-    ]
+    command = [str(ROOT / "spark-submit.sh"), "--config", str(lakehouse.job_config), *lakehouse.argv(), *args]
     done = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=600)
     # Spark's PythonRunner merges the driver's stderr into its stdout: read both as one log.
     done.log = done.stdout + done.stderr
     return done
-
-
-def version(spark, lakehouse, name):
-    return delta_log.version_of(spark, Location(path=str(lakehouse[0] / "out" / name)))
-
-
-def read(spark, lakehouse, name):
-    return spark.read.format("delta").load(str(lakehouse[0] / "out" / name))
 
 
 def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse, config):
@@ -63,19 +44,19 @@ def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse,
     assert "Callback server started" not in done.log
 
     assert_df_equality(
-        read(spark, lakehouse, tables.MART),
-        expected_mart(spark, lakehouse[0], config.rules),
+        lakehouse.output(tables.MART),
+        lakehouse.expected_mart(config.rules),
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    report = read(spark, lakehouse, tables.REPORT)
+    report = lakehouse.output(tables.REPORT)
     assert report.where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
-    assert read(spark, lakehouse, tables.DQ_RESULTS).where("status = 'Failure' AND level = 'Error'").count() == 0
+    assert lakehouse.output(tables.DQ_RESULTS).where("status = 'Failure' AND level = 'Error'").count() == 0
 
 
 def test_rerun_of_the_same_as_of_leaves_the_report_identical(spark, lakehouse):
     snapshot = lambda: sorted(  # noqa: E731
-        tuple(r) for r in read(spark, lakehouse, tables.REPORT).drop("computed_at", "run_id", "mart_version").collect()
+        tuple(r) for r in lakehouse.output(tables.REPORT).drop("computed_at", "run_id", "mart_version").collect()
     )
     before = snapshot()
     done = submit(lakehouse, "--as-of", str(AS_OF), "--run-timestamp", NIGHTLY)
@@ -87,20 +68,20 @@ def test_a_backfill_range_reaches_the_job_and_publishes_each_date(spark, lakehou
     done = submit(lakehouse, "--as-of-range", "2026-11-23", "2026-11-24", "--run-timestamp", NIGHTLY)
     assert done.returncode == 0, done.log[-3000:]
     assert "backfill 2026-11-23..2026-11-24: 2 published, 0 quality gate failed" in done.log
-    dates = {r[0] for r in read(spark, lakehouse, tables.REPORT).select("as_of_date").distinct().collect()}
+    dates = {r[0] for r in lakehouse.output(tables.REPORT).select("as_of_date").distinct().collect()}
     assert {str(d) for d in dates} >= {"2026-11-23", "2026-11-24", str(AS_OF)}
 
 
 def test_stale_data_exits_3_and_publishes_nothing(spark, lakehouse):
-    before = (version(spark, lakehouse, tables.MART), version(spark, lakehouse, tables.REPORT))
+    before = (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT))
     done = submit(lakehouse, "--run-timestamp", "2026-11-28T07:00:00Z")  # as-of defaults to 2026-11-28
     assert done.returncode == 3, done.log[-3000:]
     assert "FAILED [Error] raw_orders: newest _ingested_at is within the freshness bound" in done.log
-    assert (version(spark, lakehouse, tables.MART), version(spark, lakehouse, tables.REPORT)) == before
+    assert (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT)) == before
 
 
 def test_missing_raw_table_exits_1_naming_the_table(lakehouse):
-    done = submit(lakehouse, "--raw-orders", str(lakehouse[0] / "nowhere"), "--run-timestamp", NIGHTLY)
+    done = submit(lakehouse, "--raw-orders", str(lakehouse.root / "nowhere"), "--run-timestamp", NIGHTLY)
     assert done.returncode == 1
     assert "raw_orders: no table at" in done.log
 

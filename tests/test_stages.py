@@ -6,14 +6,13 @@ import json
 import logging
 
 import pytest
+from lakehouse import Lakehouse
 from rows import customer, order, ts
 
-from growth_revenue import pipeline, stages
+from growth_revenue import stages, tables
 from growth_revenue.config import Observability
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
-from growth_revenue.locations import Location
-from growth_revenue.pipeline import RunRequest
 
 AS_OF = dt.date(2026, 11, 25)
 ORDERS = [
@@ -36,21 +35,11 @@ STAGES_OF_A_PUBLISHED_RUN = [
 ]
 
 
-def request_for(root):
-    return RunRequest(
-        as_of=AS_OF,
-        run_timestamp=ts("2026-11-25 07:00:00"),
-        raw_orders=Location(path=str(root / "raw_orders")),
-        raw_customers=Location(path=str(root / "raw_customers")),
-        output=Location(path=str(root / "out")),
-    )
-
-
 @pytest.fixture
-def raw(tmp_path, make_orders, make_customers):
-    make_orders(ORDERS).write.format("delta").save(str(tmp_path / "raw_orders"))
-    make_customers(CUSTOMERS).write.format("delta").save(str(tmp_path / "raw_customers"))
-    return tmp_path
+def lakehouse(spark, tmp_path):
+    lakehouse = Lakehouse(spark, tmp_path, as_of=AS_OF, run_at=ts("2026-11-25 07:00:00"))
+    lakehouse.write(orders=ORDERS, customers=CUSTOMERS)
+    return lakehouse
 
 
 @pytest.fixture
@@ -60,17 +49,18 @@ def job_log():
     handler.emit = records.append
     logger = logging.getLogger("growth_revenue")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # not `logger.level = ...`: setLevel also clears the logger's cached verdicts
     yield records
     logger.removeHandler(handler)
     logger.setLevel(level)
 
 
-def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, config, raw, job_log):
-    metrics_dir = raw / "run-logs"
+def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, config, lakehouse, job_log):
+    metrics_dir = lakehouse.root / "run-logs"
     config = dataclasses.replace(config, observability=Observability(stage_metrics_dir=str(metrics_dir)))
 
-    outcome = pipeline.run(spark, config, request_for(raw))
+    outcome = lakehouse.run(config)
 
     assert outcome.exit_code == ExitCode.OK
     assert [cost.name for cost in outcome.stages] == STAGES_OF_A_PUBLISHED_RUN
@@ -84,31 +74,30 @@ def test_a_run_reports_each_stage_and_writes_them_as_json_when_asked(spark, conf
     assert written == {"run_id": outcome.run_id, "stages": [dataclasses.asdict(c) for c in outcome.stages]}
 
 
-def test_without_a_stage_metrics_dir_nothing_is_written_and_the_costs_are_still_kept(spark, config, raw):
+def test_without_a_stage_metrics_dir_nothing_is_written_and_the_costs_are_still_kept(spark, config, lakehouse):
     assert config.observability.stage_metrics_dir is None  # the default
-    before = set(raw.rglob("*"))
+    before = set(lakehouse.root.rglob("*"))
 
-    outcome = pipeline.run(spark, config, request_for(raw))
+    outcome = lakehouse.run(config)
 
-    assert not list(raw.rglob("*.stages.json"))
-    assert not [p for p in raw.rglob("*") if p not in before and "out" not in p.relative_to(raw).parts]
+    assert not list(lakehouse.root.rglob("*.stages.json"))
+    new = [p for p in lakehouse.root.rglob("*") if p not in before]
+    assert not [p for p in new if "out" not in p.relative_to(lakehouse.root).parts]
     assert stages.total(outcome.stages).spark_jobs > 0
 
 
-def test_the_callers_job_group_is_restored_and_gets_none_of_the_runs_jobs(spark, config, raw, make_orders):
+def test_the_callers_job_group_is_restored_and_gets_none_of_the_runs_jobs(spark, config, lakehouse):
     sc = spark.sparkContext
     sc.setJobGroup("notebook-cell", "the caller's own group")
     try:
-        assert pipeline.run(spark, config, request_for(raw)).exit_code == ExitCode.OK
+        assert lakehouse.run(config).exit_code == ExitCode.OK
         assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"
         assert sc.statusTracker().getJobIdsForGroup("notebook-cell") == []
 
         # A run that fails on its input restores it too.
-        make_orders(ORDERS).drop("amount").write.format("delta").mode("overwrite").option(
-            "overwriteSchema", "true"
-        ).save(str(raw / "raw_orders"))
+        lakehouse.rewrite(tables.RAW_ORDERS, lambda orders: orders.drop("amount"))
         with pytest.raises(ContractError):
-            pipeline.run(spark, config, request_for(raw))
+            lakehouse.run(config)
         assert sc.getLocalProperty("spark.jobGroup.id") == "notebook-cell"
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from demo import AS_OF, ROOT, expected_mart, job_env, small_job_config, write_raw
+from demo import AS_OF, ROOT, job_env, small_job_config
+from lakehouse import Lakehouse
 from standalone import LOOPBACK, processes_under, standalone_cluster
 
 from growth_revenue import tables
@@ -46,31 +47,26 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lakehouse(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("lakehouse")
-    write_raw(spark, root, orders=1500, customers=150)
+    lakehouse = Lakehouse(spark, tmp_path_factory.mktemp("lakehouse"))
+    lakehouse.write_sample(AS_OF, orders=1500, customers=150)
     # spark.master stays local[2]: the --master on the command line must win over it.
-    return root, small_job_config(root / "cluster.yaml")
+    lakehouse.job_config = small_job_config(lakehouse.root / "cluster.yaml")
+    return lakehouse
 
 
 @pytest.fixture(scope="module")
 def cluster_run(cluster, lakehouse):
     """One nightly run submitted to the standalone master, as an operator would type it."""
-    root, config = lakehouse
     cluster.wait_until_ready(timeout=120)
     confs = [arg for key, value in EXECUTOR_CONF.items() for arg in ("--conf", f"{key}={value}")]
     command = [
         str(ROOT / "spark-submit.sh"),
         "--config",
-        str(config),
+        str(lakehouse.job_config),
         "--master",
         cluster.master_url,
         *confs,
-        "--raw-orders",
-        str(root / "raw" / tables.RAW_ORDERS),
-        "--raw-customers",
-        str(root / "raw" / tables.RAW_CUSTOMERS),
-        "--output-dir",
-        str(root / "out"),
+        *lakehouse.argv(),
         "--as-of",
         str(AS_OF),
         "--run-timestamp",
@@ -101,10 +97,6 @@ def executor_dirs(cluster, app_id: str) -> dict[str, list[Path]]:
     return {w.name: sorted(p for p in (w / app_id).glob("*") if p.is_dir()) for w in cluster.worker_dirs}
 
 
-def read(spark, lakehouse, name):
-    return spark.read.format("delta").load(str(lakehouse[0] / "out" / name))
-
-
 def test_a_run_submitted_to_the_standalone_master_exits_0_and_publishes_what_the_rules_give(
     cluster_run, spark, lakehouse, config
 ):
@@ -112,13 +104,13 @@ def test_a_run_submitted_to_the_standalone_master_exits_0_and_publishes_what_the
     assert f"{tables.REPORT} as of {AS_OF}" in cluster_run.stdout
 
     assert_df_equality(
-        read(spark, lakehouse, tables.MART),
-        expected_mart(spark, lakehouse[0], config.rules),
+        lakehouse.output(tables.MART),
+        lakehouse.expected_mart(config.rules),
         ignore_row_order=True,
         ignore_nullable=True,
     )
-    assert read(spark, lakehouse, tables.REPORT).where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
-    dq = read(spark, lakehouse, tables.DQ_RESULTS)
+    assert lakehouse.output(tables.REPORT).where(f"as_of_date = DATE'{AS_OF}'").count() >= 2
+    dq = lakehouse.output(tables.DQ_RESULTS)
     assert dq.count() > 0 and dq.where("status = 'Failure' AND level = 'Error'").count() == 0
 
 

@@ -108,11 +108,11 @@ def build_requests(args: argparse.Namespace, config: Config) -> list[RunRequest]
     # A range rebuilds once, on its first date; the dates after it find nothing new.
     return [
         RunRequest(
-            as_of,
-            run_timestamp,
-            raw_orders,
-            raw_customers,
-            output_location,
+            as_of=as_of,
+            run_timestamp=run_timestamp,
+            raw_orders=raw_orders,
+            raw_customers=raw_customers,
+            output=output_location,
             full_refresh=args.full_refresh and number == 0,
         )
         for number, as_of in enumerate(dates)

@@ -46,7 +46,7 @@ from growth_revenue.staging import StagedMart
 log = logging.getLogger("growth_revenue")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRequest:
     as_of: dt.date
     run_timestamp: dt.datetime  # timezone-aware
@@ -56,7 +56,7 @@ class RunRequest:
     full_refresh: bool = False  # rebuild the mart from scratch instead of applying what changed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOutcome:
     exit_code: ExitCode
     run_id: str
