@@ -151,6 +151,12 @@ def latest_snapshot(lakehouse: Lakehouse):
     return report.where(F.col("as_of_date") == LATEST).orderBy(F.desc("revenue"), "customer_segment")
 
 
+def over_time(lakehouse: Lakehouse) -> str:
+    """What a chart over the report's history says it draws: every segment, every as-of date (one per run)."""
+    segments = lakehouse.output(tables.REPORT).select("customer_segment").distinct().count()
+    return f"{segments} segments over {len(RUNS)} as-of dates"
+
+
 def assert_shows_the_latest_snapshot(lakehouse: Lakehouse, cell) -> None:
     expected = [
         [r["customer_segment"], str(r["revenue"]), str(r["order_count"]), str(r["customer_count"])]
@@ -258,9 +264,10 @@ def test_the_spark_notebook_shows_the_quarantine_and_whether_the_report_is_in_li
 
 
 @pytest.mark.slow
-def test_the_chart_of_revenue_by_segment_is_shown_and_saved_as_a_png(spark_notebook):
+def test_the_chart_of_revenue_by_segment_over_the_as_of_dates_is_shown_and_saved_as_a_png(lakehouse, spark_notebook):
     cells, _, _, chart = spark_notebook
     assert any("image/png" in o.get("data", {}) for o in cells["chart"].outputs)
+    assert over_time(lakehouse) in shown_text(cells["chart"])
     png = chart.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
@@ -282,10 +289,12 @@ def test_the_pandas_notebook_reads_the_latest_snapshot_with_delta_rs_and_no_spar
 
 
 @pytest.mark.slow
-def test_the_pandas_notebook_shows_the_same_latest_report(spark, lakehouse, pandas_notebook):
+def test_the_pandas_notebook_shows_the_same_latest_report_and_chart(spark, lakehouse, pandas_notebook):
     cells, _, _, _ = pandas_notebook
     assert all(o["output_type"] != "error" for cell in cells.values() for o in cell.get("outputs", []))
     assert_shows_the_latest_snapshot(lakehouse, cells["latest-report"])
+    assert any("image/png" in o.get("data", {}) for o in cells["chart"].outputs)
+    assert over_time(lakehouse) in shown_text(cells["chart"])
 
 
 @pytest.mark.slow

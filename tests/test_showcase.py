@@ -8,8 +8,9 @@ from collections import Counter
 from decimal import Decimal
 
 from lakehouse import Lakehouse
+from pyspark.sql import functions as F
 
-from growth_revenue import sample_data, sample_next_day, showcase, tables
+from growth_revenue import sample_data, sample_next_day, showcase, tables, transforms
 from growth_revenue.matching import normalised_text
 
 UTC = dt.timezone.utc
@@ -131,6 +132,26 @@ def appended(before: list[tuple], after: list[tuple]) -> list[tuple]:
     difference.subtract(Counter(before))
     assert min(difference.values(), default=0) >= 0, "rows that were there before are gone"
     return list(difference.elements())
+
+
+def test_the_sample_puts_a_few_percent_of_revenue_in_unknown_and_keeps_every_way_of_getting_there(
+    spark, config, tmp_path
+):
+    """A report where a third of revenue is 'unknown' looks like a broken job, not a business."""
+    lakehouse, run_at = Lakehouse(spark, tmp_path), dt.datetime(2026, 12, 5, 7, tzinfo=UTC)
+    lakehouse.write_sample(D1, orders=6000, customers=400, ingested_until=run_at - dt.timedelta(hours=1))
+    report = transforms.revenue_by_segment(
+        lakehouse.expected_mart(config.rules, run_at), D1, config.rules.report_window_days, run_at, "sample"
+    )
+    revenue = {row["customer_segment"]: row["revenue"] for row in report.collect()}
+    assert 0.01 < revenue[config.rules.unknown_segment] / sum(revenue.values()) < 0.08, revenue
+
+    segments = {row[0] for row in lakehouse.raw(tables.RAW_CUSTOMERS).select("customer_segment").collect()}
+    assert set(sample_data.BLANK_SEGMENTS) <= segments  # '', '   ' and null
+    customers = lakehouse.raw(tables.RAW_CUSTOMERS).select("customer_id")
+    orders = lakehouse.raw(tables.RAW_ORDERS)
+    assert orders.where(F.col("customer_id").isNull()).count() > 0
+    assert orders.where(F.col("customer_id").isNotNull()).join(customers, "customer_id", "left_anti").count() > 0
 
 
 def test_next_day_appends_one_day_of_each_change_after_the_previous_data(spark, tmp_path):

@@ -43,7 +43,23 @@ CUSTOMERS_SCHEMA = T.StructType(
 )
 
 UTC = dt.timezone.utc
-SEGMENTS = ["enterprise", " Enterprise", "SMB", "smb ", "mid-market", "Mid-Market", "consumer", "", "   ", None]
+# Padded and mixed-case spellings of the four segments (rule 4 normalises them) ...
+SEGMENTS = ["enterprise", " Enterprise", "SMB", "smb ", "mid-market", "Mid-Market", "consumer"]
+# ... and blank ones, published as 'unknown'. Rare, as in a real CRM: with the orders that have no
+# customer or an unknown one, about 4% of revenue lands in 'unknown'.
+BLANK_SEGMENTS = ["", "   ", None]
+BLANK_SHARE = 0.02
+NO_CUSTOMER_SHARE, ORPHAN_SHARE = 0.01, 0.01
+TEST_DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]  # rule 3 matches a domain in any case
+DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]  # rule 3 matches a domain in any case
+# The first customers carry one edge case each, so a sample of any size has every one: (field, value;
+# '{i}' is the customer's number).
+EDGE_CUSTOMERS = [
+    *(("customer_segment", blank) for blank in BLANK_SEGMENTS),
+    *(("email", f"qa{{i}}@{domain}") for domain in TEST_DOMAINS),
+    ("is_test_user", True),
+    ("email", "odd@name{i}@example.com"),  # the domain is after the last '@'
+]
 DOMAINS = ["shop.io", "mail.net", "corp.example.org", "sub.test.example"]  # none of these is a test domain
 STATUSES = ["completed", "completed", " Completed ", "FULFILLED", "fulfilled", "cancelled", "pending", "refunded"]
 
@@ -81,12 +97,14 @@ def _customers(rng: random.Random, n: int, day0: dt.datetime) -> list[tuple]:
         if kind < 0.04:
             flag = True  # test user by flag
         elif kind < 0.07:
-            email = f"qa{i}@{rng.choice(['example.com', 'EXAMPLE.com', 'Test.Example'])}"  # test by domain, any case
+            email = f"qa{i}@{rng.choice(TEST_DOMAINS)}"  # test by domain, any case
             flag = None if rng.random() < 0.5 else False
         elif kind < 0.08:
             email = f"odd@name{i}@example.com"  # the domain is after the last '@'
-        rows.append((cid, email, rng.choice(SEGMENTS), flag, first_seen))
-        if rng.random() < 0.15:  # a later version: segment moves, or the test flag flips either way
+        segment = rng.choice(BLANK_SEGMENTS) if rng.random() < BLANK_SHARE else rng.choice(SEGMENTS)
+        email, segment, flag = _edge_case(i, email, segment, flag)
+        rows.append((cid, email, segment, flag, first_seen))
+        if rng.random() < 0.15 and i >= EDGE_CASES:  # a later version: segment moves, or the test flag flips
             later = first_seen + dt.timedelta(days=rng.randint(1, 30))
             change = rng.random()
             if change < 0.5:
@@ -96,6 +114,24 @@ def _customers(rng: random.Random, n: int, day0: dt.datetime) -> list[tuple]:
             else:
                 rows.append((cid, email, rows[-1][2], False, later))
     return rows
+
+
+# The first customers carry one edge case each, so a sample of any size has every one.
+EDGE_CASES = len(BLANK_SEGMENTS) + len(TEST_DOMAINS) + 2
+
+
+def _edge_case(i: int, email: str | None, segment: str | None, flag: bool | None):
+    """Customer number i's (email, segment, flag): one edge case each for the first EDGE_CASES."""
+    blanks, domains = len(BLANK_SEGMENTS), len(TEST_DOMAINS)
+    if i < blanks:
+        return email, BLANK_SEGMENTS[i], flag
+    if i < blanks + domains:
+        return f"qa{i}@{TEST_DOMAINS[i - blanks]}", segment, flag
+    if i == blanks + domains:
+        return email, segment, True
+    if i == blanks + domains + 1:
+        return f"odd@name{i}@example.com", segment, flag  # the domain is after the last '@'
+    return email, segment, flag
 
 
 def _orders(
@@ -117,9 +153,9 @@ def _orders(
         oid = f"O{i:07d}"
         order_ts = edges[i] if i < len(edges) else day0 - dt.timedelta(seconds=rng.randint(1, history_days * 86400))
         pick = rng.random()
-        if pick < 0.03:
+        if pick < NO_CUSTOMER_SHARE or i == len(edges):
             customer = None  # no customer at all: kept as 'unknown'
-        elif pick < 0.06:
+        elif pick < NO_CUSTOMER_SHARE + ORPHAN_SHARE or i == len(edges) + 1:
             customer = f"X{rng.randint(0, 999):06d}"  # orphan: no customer row
         else:
             customer = rng.choice(customer_ids)
