@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -52,7 +52,6 @@ Flag = Annotated[bool, Strict()]
 # A YAML list of text, kept as an (immutable) tuple.
 Names = tuple[Text, ...]
 QualityEngine = Literal["auto", "deequ", "spark"]
-QUALITY_ENGINES: tuple[str, ...] = get_args(QualityEngine)
 
 
 @dataclass(frozen=True, config=_SECTION)

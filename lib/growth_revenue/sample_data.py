@@ -51,15 +51,6 @@ BLANK_SEGMENTS = ["", "   ", None]
 BLANK_SHARE = 0.02
 NO_CUSTOMER_SHARE, ORPHAN_SHARE = 0.01, 0.01
 TEST_DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]  # rule 3 matches a domain in any case
-DOMAINS = ["example.com", "EXAMPLE.com", "Test.Example"]  # rule 3 matches a domain in any case
-# The first customers carry one edge case each, so a sample of any size has every one: (field, value;
-# '{i}' is the customer's number).
-EDGE_CUSTOMERS = [
-    *(("customer_segment", blank) for blank in BLANK_SEGMENTS),
-    *(("email", f"qa{{i}}@{domain}") for domain in TEST_DOMAINS),
-    ("is_test_user", True),
-    ("email", "odd@name{i}@example.com"),  # the domain is after the last '@'
-]
 DOMAINS = ["shop.io", "mail.net", "corp.example.org", "sub.test.example"]  # none of these is a test domain
 STATUSES = ["completed", "completed", " Completed ", "FULFILLED", "fulfilled", "cancelled", "pending", "refunded"]
 
