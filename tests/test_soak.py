@@ -1,4 +1,4 @@
-"""Soak: twelve nightly runs over a growing lakehouse, with bad days, end where a clean recompute does.
+"""Soak: eight nightly runs over a growing lakehouse, with bad days, end where a clean recompute does.
 
 Every day new orders land, old orders change (cancelled, amount corrected, late arrivals) and
 customers change (new segment, turned test user, customer row arriving after its orders). Two
@@ -20,9 +20,9 @@ from rows import UTC
 from growth_revenue import metrics, tables, transforms
 
 FIRST = dt.date(2026, 10, 1)
-DAYS = 12
-BAD_DAYS = {4, 9}  # a negative revenue lands; the next day corrects it
-QUARANTINE_DAY = 6  # a revenue order without an amount lands
+DAYS = 8
+BAD_DAYS = {2, 5}  # a negative revenue lands; the next day corrects it
+QUARANTINE_DAY = 4  # a revenue order without an amount lands
 SEGMENTS = ("smb", "enterprise", "mid-market", "consumer")
 RUN_COLUMNS = ("computed_at", "run_id", "mart_version", "as_of_date")
 

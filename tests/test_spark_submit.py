@@ -9,7 +9,10 @@ from lakehouse import Lakehouse
 
 from growth_revenue import jars, tables
 
-pytestmark = [pytest.mark.slow, pytest.mark.every_line]
+# Every line runs the exit codes; a rerun and a backfill go through the same launcher on every
+# line and are checked in process on each (test_backfill, test_pipeline), so only here.
+pytestmark = pytest.mark.slow
+every_line = pytest.mark.every_line
 
 NIGHTLY = "2026-11-25T07:00:00Z"
 
@@ -30,6 +33,7 @@ def submit(lakehouse, *args):
     return done
 
 
+@every_line
 def test_nightly_run_exits_0_and_publishes_what_the_rules_give(spark, lakehouse, config):
     done = submit(lakehouse, "--as-of", str(AS_OF), "--run-timestamp", NIGHTLY)
     assert done.returncode == 0, done.log[-3000:]
@@ -72,6 +76,7 @@ def test_a_backfill_range_reaches_the_job_and_publishes_each_date(spark, lakehou
     assert {str(d) for d in dates} >= {"2026-11-23", "2026-11-24", str(AS_OF)}
 
 
+@every_line
 def test_stale_data_exits_3_and_publishes_nothing(spark, lakehouse):
     before = (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT))
     done = submit(lakehouse, "--run-timestamp", "2026-11-28T07:00:00Z")  # as-of defaults to 2026-11-28
@@ -80,12 +85,14 @@ def test_stale_data_exits_3_and_publishes_nothing(spark, lakehouse):
     assert (lakehouse.version(tables.MART), lakehouse.version(tables.REPORT)) == before
 
 
+@every_line
 def test_missing_raw_table_exits_1_naming_the_table(lakehouse):
     done = submit(lakehouse, "--raw-orders", str(lakehouse.root / "nowhere"), "--run-timestamp", NIGHTLY)
     assert done.returncode == 1
     assert "raw_orders: no table at" in done.log
 
 
+@every_line
 def test_future_as_of_exits_2(lakehouse):
     done = submit(lakehouse, "--as-of", "2026-11-26", "--run-timestamp", NIGHTLY)
     assert done.returncode == 2
