@@ -3,6 +3,7 @@
     .venv-3.5/bin/python bench/bench_nightly.py       (make bench): 10M orders over 365 days, every scenario
     .venv-3.5/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
     .venv-3.5/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
+    .venv-3.5/bin/python bench/bench_nightly.py --orders 1000000 --scenarios '' --scaling
 
 Scenarios, each timed --repeat times in this one process and one SparkSession (driver memory set
 before the JVM starts):
@@ -16,10 +17,12 @@ before the JVM starts):
   report         transforms.revenue_by_segment over the published mart, with the files and bytes it read
   naive          the 30-day report straight from the raw tables in plain PySpark: what the job replaces
   duckdb         DuckDB running the same rules over the same Parquet files: the mart as Parquet + the report
+  --scaling      also the incremental nightly over 30, 90, 365 and 730 days of history at this scale's daily
+                 volume, and over this scale's history at 4x and 16x its daily volume (one run each)
 
 The raw data (bench/raw_data.py) is generated once per shape under --out and reused. Results
-are merged into bench/results/<scale>.json and docs/benchmarks.md is rendered from every stored
-scale (bench/results_doc.py). Paths are relative to the repository root unless absolute.
+are merged into bench/results/<scale>.json; docs/benchmarks.md and README's Performance lines are
+rendered from every stored scale (bench/results_doc.py). Paths are relative to the repository root unless absolute.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ from growth_revenue.session import get_spark, stop_spark
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
 SHORT_HISTORY_DAYS = 30
+SCALING_DAYS = (30, 90, 365, 730)  # history lengths at the same daily volume
+SCALING_VOLUMES = (4, 16)  # daily volumes, as multiples of the scale's, over its history
 log = logging.getLogger("bench")
 
 
@@ -65,6 +70,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default=",".join(results_doc.SCENARIOS), help="comma-separated subset of: %(default)s"
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help=f"also the nightly over {', '.join(map(str, SCALING_DAYS))} days of history at this daily volume "
+        f"and at {' and '.join(f'{k}x' for k in SCALING_VOLUMES)} the volume (docs/benchmarks.md 'Scaling')",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each scenario; the median is reported")
     parser.add_argument("--driver-memory", default="8g", help="JVM heap of the local session")
     parser.add_argument(
@@ -77,9 +88,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", default="data/bench", help="raw data (kept between runs) and run outputs")
     parser.add_argument("--results", default="bench/results", help="directory of the stored results, per scale")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="page rendered from the results ('' to skip)")
+    parser.add_argument(
+        "--readme",
+        default="README.md",
+        help="README whose Performance lines are rewritten from the results ('' to skip)",
+    )
     parser.add_argument("--regenerate", action="store_true", help="rewrite the raw data even if it matches")
     args = parser.parse_args(argv)
-    args.scenarios = set(args.scenarios.split(","))
+    args.scenarios = set(filter(None, args.scenarios.split(",")))
     if unknown := args.scenarios - set(results_doc.SCENARIOS):
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}")
     args.customers = args.customers or max(1, args.orders // 10)
@@ -87,7 +103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--repeat and --customers must be at least 1, and --orders at least --days")
     if "incremental30" in args.scenarios and args.days <= SHORT_HISTORY_DAYS:
         parser.error(f"incremental30 compares with a {SHORT_HISTORY_DAYS}-day history: --days must be more")
-    for name in ("config", "out", "results", "doc"):
+    for name in ("config", "out", "results", "doc", "readme"):
         if getattr(args, name):
             setattr(args, name, _rooted(getattr(args, name)))
     return args
@@ -167,18 +183,26 @@ def main(argv: list[str] | None = None) -> int:
             results["naive"] = naive_spark(bench, raw, repeat)
         if "duckdb" in wanted:
             results["duckdb"] = duckdb_peer(bench, raw, repeat)
+        if args.scaling:
+            results["scaling"] = scaling(
+                bench, shape, lambda s: raw_data.ensure_raw(spark, s, args.out / "raw" / s.name, args.regenerate)
+            )
 
         # Stored and rendered before the session stops: stopping fails if a scenario took the JVM down.
         invocation["load_end"] = os.getloadavg()[0]
         scale = {**dataclasses.asdict(shape), "as_of": shape.as_of.isoformat()}
         del scale["keys"]  # a scale holds both key shapes
         log.info("results stored in %s", results_doc.store(args.results, scale, data, results, invocation))
-        text = results_doc.render(results_doc.load_all(args.results))
+        scales = results_doc.load_all(args.results)
+        text = results_doc.render(scales)
         print(text)
         if args.doc:
             args.doc.parent.mkdir(parents=True, exist_ok=True)
             args.doc.write_text(text)
             log.info("wrote %s", args.doc)
+        if args.readme:
+            args.readme.write_text(results_doc.with_readme_summary(args.readme.read_text(), scales))
+            log.info("wrote the Performance lines of %s", args.readme)
     finally:
         stop_spark(spark)
 
@@ -277,7 +301,7 @@ def full_rebuild(bench: Bench, raw: RawData, repeat: int) -> dict:
 
 
 def incremental_output(bench: Bench, shape: Shape) -> Path:
-    return bench.work / f"incremental-{shape.days}d-{shape.keys}" / "output"
+    return bench.work / f"incremental-{shape.name}" / "output"
 
 
 def incremental_nightly(bench: Bench, raw: RawData, repeat: int) -> dict:
@@ -298,6 +322,26 @@ def incremental_nightly(bench: Bench, raw: RawData, repeat: int) -> dict:
         return run_job(bench, raw_tables, output, bench.as_of, full_refresh=False)
 
     return repeated(bench, repeat, nightly, setup=previous_night)
+
+
+def scaling(bench: Bench, shape: Shape, raw_of) -> dict:
+    """One nightly at each point of the scaling table: history lengths at `shape`'s daily volume,
+    then `shape`'s history at multiples of its volume. `raw_of(shape)` gives a point's raw tables."""
+    points = [(shape.scaled_to(days), 1) for days in SCALING_DAYS]
+    points += [(shape.times(factor), factor) for factor in SCALING_VOLUMES]
+    measured = []
+    for index, (point, volume) in enumerate(points):
+        log.info("scaling: %s", point.name)
+        # The first point runs twice and keeps its second run: the first nightly of a session pays the
+        # JVM's warm-up, which would tilt the fit when the table is measured on its own.
+        result = incremental_nightly(bench, raw_of(point), 1 if index else 2)
+        result["runs"] = result["runs"][-1:]
+        result.pop("setup", None)  # the untimed previous night: not part of the table
+        measured.append(
+            {"days": point.days, "volume": volume, "orders": point.orders, "daily_orders": point.daily_orders, **result}
+        )
+    failed = [f"{p['days']} days at {p['volume']}x: {p['error']}" for p in measured if p.get("error")]
+    return {"runs": [], "points": measured, **({"error": "; ".join(failed)} if failed else {})}
 
 
 def published_mart(bench: Bench, raw: RawData, results: dict) -> tuple[Path, str] | None:

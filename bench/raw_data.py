@@ -116,6 +116,10 @@ class Shape:
         """Customer ids just past the known ones: orders reference them before their customer row exists."""
         return max(1, self.customers // 50)
 
+    def times(self, factor: int) -> Shape:
+        """`factor` times the daily volume of orders (and customers) over the same history length."""
+        return dataclasses.replace(self, orders=self.orders * factor, customers=self.customers * factor)
+
     def scaled_to(self, days: int) -> Shape:
         """The same daily volume of orders (and customers per order) over a different history length."""
         return dataclasses.replace(

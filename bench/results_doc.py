@@ -438,6 +438,8 @@ RERUN = """```sh
 make bench          # 10M orders over 365 days, every scenario
 .venv-3.5/bin/python bench/bench_nightly.py --orders 50000000 --scenarios incremental,duckdb
 .venv-3.5/bin/python bench/bench_nightly.py --orders 100000000 --scenarios full --driver-memory 8g
+.venv-3.5/bin/python bench/bench_nightly.py --orders 1000000 --scenarios '' --scaling   # the scaling table
+.venv-3.5/bin/python bench/results_doc.py   # this page and README's Performance lines from bench/results/
 ```"""
 
 
@@ -483,6 +485,8 @@ def render(scales: list[dict]) -> str:
         METHOD,
         "",
         *render_targets(scales),
+        "",
+        *render_scaling(scales),
     ]
     if scales:
         lines += ["", *render_machine(scales)]
@@ -525,6 +529,180 @@ def render_targets(scales: list[dict]) -> list[str]:
     return lines
 
 
+# --- README's three lines ---------------------------------------------------------------------
+
+README_START = "<!-- performance: written by bench/bench_nightly.py from bench/results/; do not edit -->"
+README_END = "<!-- end of performance -->"
+
+
+def readme_summary(scales: list[dict]) -> list[str]:
+    """Today's numbers in three lines for README's Performance section, from the stored results."""
+    compared = ("incremental", "full", "duckdb")
+    headline = [s for s in scales if all(runs(s, name) for name in compared)]
+    if not headline:
+        return ["- No benchmark results stored yet: `make bench`."]
+    stated = [s for s in headline if s["scale"]["orders"] == TARGETS[0].orders]
+    main = (stated or headline)[-1]
+    shape = main["scale"]
+    nightly, full, duckdb = (median_s(main, name) for name in compared)
+    first = (
+        f"- Nightly over {shape['orders']:,} orders and {shape['days']} days of history: **{nightly:.1f} s** "
+        f"incremental, against {full:.1f} s for a full rebuild ({nightly / full:.2f}x) and {duckdb:.1f} s for "
+        f"DuckDB recomputing everything ({nightly / duckdb:.2f}x), on a "
+        f"{_machine(main)['cores']}-core machine."
+    )
+    larger = []
+    for scale in scales:
+        if scale["scale"]["orders"] <= shape["orders"]:
+            continue
+        parts = []
+        if runs(scale, "incremental") and runs(scale, "duckdb"):
+            parts.append(f"nightly {median_s(scale, 'incremental'):.1f} s, DuckDB {median_s(scale, 'duckdb'):.1f} s")
+        if runs(scale, "full"):
+            memory = scale["invocations"][scale["scenarios"]["full"]["invocation"]]["driver_memory"]
+            parts.append(f"full rebuild {median_s(scale, 'full'):.0f} s with driver memory {memory}")
+        if parts:
+            larger.append(f"{scale['scale']['orders']:,} orders: {', '.join(parts)}")
+    second = f"- {'; '.join(larger)}." if larger else "- No larger scale measured yet."
+    found = [(target, _scale_for(target, scales)) for target in TARGETS]
+    judged = [target.verdict(at[0]) for target, at in found if at is not None]
+    third = (
+        f"- Targets: {sum(v.met for v in judged)} of {len(TARGETS)} met. Every verdict, what limits the nightly "
+        "and how its cost grows: [docs/benchmarks.md](docs/benchmarks.md) (`make bench`); the mart layout "
+        "comparison: [docs/mart_layout.md](docs/mart_layout.md) (`make bench-layout`)."
+    )
+    return [first, second, third]
+
+
+def _machine(scale: dict) -> dict:
+    return max(scale["invocations"].values(), key=lambda inv: inv["at"])["machine"]
+
+
+def with_readme_summary(readme: str, scales: list[dict]) -> str:
+    """`readme` with the lines between its performance markers replaced by today's summary."""
+    head, found, rest = readme.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not (found and end):
+        raise ValueError(f"README has no '{README_START}' ... '{README_END}' block to write the numbers into")
+    return "\n".join([head + README_START, *readme_summary(scales), README_END + tail])
+
+
+# --- scaling ----------------------------------------------------------------------------------
+
+PROJECTED_ORDERS, PROJECTED_DAILY = 1_000_000_000, 3_000_000  # the production size the paragraph projects to
+PROJECTED_CORES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+    """Straight lines through the scaling rows, least squares.
+
+    `fixed` + `per_order` x orders: the rows at the scale's history length, where the daily volume grows
+    with the orders (a year of history at any volume is such a row, the projected production size too).
+    `per_history_order`: the rows at the scale's daily volume, where only the history grows.
+    """
+
+    fixed: float
+    per_order: float
+    per_history_order: float | None  # None: fewer than two history rows
+    clamped: tuple[str, ...]  # slopes that came out negative (noise) and were taken as 0
+
+    def seconds(self, orders: float, cores_ratio: float = 1.0) -> float:
+        """On this machine (cores_ratio 1), or with the order-proportional work spread over more cores."""
+        return self.fixed + self.per_order * orders * cores_ratio
+
+
+def scaling_points(scale: dict) -> list[dict]:
+    """The scaling table's measured points (each with its one run), in table order; [] when not run."""
+    result = scale["scenarios"].get("scaling")
+    return [p for p in result["points"] if p["runs"] and not p.get("error")] if result else []
+
+
+def fit_cost(points: list[dict], base_days: int) -> CostModel | None:
+    """The cost model of the measured points; None without two rows at the scale's history length."""
+    by_volume = [p for p in points if p["days"] == base_days]
+    by_history = [p for p in points if p["volume"] == 1]
+    if len(by_volume) < 2:
+        return None
+    seconds = lambda p: p["runs"][0]["seconds"]  # noqa: E731
+    clamped: tuple[str, ...] = ()
+    per_order, fixed = statistics.linear_regression([p["orders"] for p in by_volume], [seconds(p) for p in by_volume])
+    if per_order < 0:
+        clamped, per_order, fixed = ("orders",), 0.0, statistics.fmean(seconds(p) for p in by_volume)
+    per_history = None
+    if len(by_history) >= 2:
+        per_history, _ = statistics.linear_regression(
+            [p["orders"] for p in by_history], [seconds(p) for p in by_history]
+        )
+        if per_history < 0:
+            clamped, per_history = (*clamped, "history"), 0.0
+    return CostModel(fixed, per_order, per_history, clamped)
+
+
+def render_scaling(scales: list[dict]) -> list[str]:
+    lines = ["## Scaling", ""]
+    measured = [s for s in scales if scaling_points(s)]
+    if not measured:
+        return [*lines, "Not measured yet: `bench/bench_nightly.py --orders 1000000 --scenarios '' --scaling`."]
+    scale = measured[-1]  # the largest scale that has it
+    shape, points = scale["scale"], scaling_points(scale)
+    invocation = scale["invocations"][scale["scenarios"]["scaling"]["invocation"]]
+    history_days = ", ".join(str(p["days"]) for p in points if p["volume"] == 1)
+    volumes = " and ".join(f"{p['volume']}x" for p in points if p["volume"] > 1)
+    lines += [
+        f"The incremental nightly as its work grows, one run per row (`{invocation['command']}`, git "
+        f"{invocation['git']}, {invocation['at']}): {history_days} "
+        f"days of history at {shape['orders'] // shape['days']:,} orders a day, then {shape['days']} days at "
+        f"{volumes} that daily volume. Same data "
+        "generator and new day as above; the costliest stages from the job's own record.",
+        "",
+        "| history days | orders a day | orders in history | nightly s | Spark jobs | rows read | shuffled MiB "
+        "| stage mart s | verify s | publish mart s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        run = p["runs"][0]
+        stage = {s["name"]: s["seconds"] for s in run["stages"]}
+        lines.append(
+            f"| {p['days']} | {p['daily_orders']:,} | {p['orders']:,} | {run['seconds']:.1f} | {run['spark']['jobs']} "
+            f"| {run['spark']['input_rows']:,} | {run['spark']['shuffle_mib']:,.1f} | {stage.get('stage mart', 0):.1f} "
+            f"| {stage.get('verify', 0):.1f} | {stage.get('publish mart', 0):.1f} |"
+        )
+    if error := scale["scenarios"]["scaling"].get("error"):
+        lines += ["", f"Failed, left out of the table and the fit: {error[:500]}"]
+    model = fit_cost(points, shape["days"])
+    if model is not None:
+        lines += ["", *render_projection(model, invocation["machine"]["cores"], shape["days"])]
+    return lines
+
+
+def render_projection(model: CostModel, cores: int, base_days: int) -> list[str]:
+    local = model.seconds(PROJECTED_ORDERS)
+    cluster = model.seconds(PROJECTED_ORDERS, cores / PROJECTED_CORES)
+    history = (
+        f" At the same daily volume, a longer history adds {model.per_history_order * 1e6:.2f} s per million orders "
+        "(the rows at one volume)."
+        if model.per_history_order is not None
+        else ""
+    )
+    clamped = (
+        f" The fitted slope of {' and '.join(model.clamped)} came out negative (noise at this scale) and is taken as 0."
+        if model.clamped
+        else ""
+    )
+    return [
+        f"**Projection** (straight lines through the rows above, extrapolated far past them): with {base_days} days "
+        f"of history and the daily volume growing with the orders, a nightly costs about {model.fixed:.1f} s plus "
+        f"{model.per_order * 1e6:.2f} s per million orders on this {cores}-core machine.{history}{clamped} A "
+        f"{PROJECTED_ORDERS:,}-order history with about {PROJECTED_DAILY:,} new orders a night lies on that line "
+        f"({PROJECTED_ORDERS // 365:,} a day over a year): about {local / 60:.0f} min here, and about "
+        f"{cluster / 60:.1f} min on a {PROJECTED_CORES}-core cluster if the order-proportional work spreads evenly "
+        "over the cores and the fixed part (driver, Delta log, job scheduling) does not. What the lines cannot "
+        "see: whether the costs stay linear that far (the mart's MERGE reads every date partition a changed "
+        "customer has orders in) and whether one driver keeps up with a billion-row table's Delta log.",
+    ]
+
+
 def render_machine(scales: list[dict]) -> list[str]:
     invocations = [inv for s in scales for inv in s["invocations"].values()]
     m = max(invocations, key=lambda inv: inv["at"])["machine"]
@@ -555,6 +733,8 @@ def render_scale(scale: dict) -> list[str]:
             f"{inv['shuffle_partitions']}, look-back {inv['lookback_hours']} h; scenarios {names}: "
             f"`{inv['command']}`"
         )
+    if not any(name in SCENARIOS for name in scale["scenarios"]):
+        return [*lines, "", "Only the scaling table (above) was measured at this scale."]
     lines += ["", *render_data(scale), "", *render_timings(scale), "", *render_stages(scale), "", *render_checks(scale)]
     return lines
 
@@ -728,3 +908,16 @@ def render_checks(scale: dict) -> list[str]:
             f"rebuild's: {'yes' if equal else 'NO'} ({full[0]['mart_rows']:,} mart rows)."
         )
     return lines
+
+
+def main() -> None:
+    """Re-renders docs/benchmarks.md and README's Performance lines from bench/results/, no Spark."""
+    root = Path(__file__).resolve().parents[1]
+    scales = load_all(root / "bench" / "results")
+    (root / "docs" / "benchmarks.md").write_text(render(scales))
+    readme = root / "README.md"
+    readme.write_text(with_readme_summary(readme.read_text(), scales))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,8 @@ SCENARIO_ROWS = (
 
 @pytest.mark.slow
 def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
-    doc, results = tmp_path / "benchmarks.md", tmp_path / "results"
+    doc, results, readme = tmp_path / "benchmarks.md", tmp_path / "results", tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
     command = [
         sys.executable,
         str(ROOT / "bench" / "bench_nightly.py"),
@@ -47,6 +48,8 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
         str(results),
         "--doc",
         str(doc),
+        "--readme",
+        str(readme),
     ]
     completed = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=900)
 
@@ -65,6 +68,10 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
     assert (
         "Random-key shape: every incremental nightly's report and mart row count equal the full rebuild's: yes" in text
     )
+    # README's Performance lines are rewritten from the same results, and nothing else in it.
+    written, performance = performance_section(readme.read_text())
+    assert performance.count("\n- ") == 3 and "Nightly over 3,000 orders and 40 days of history: **" in performance
+    assert written == performance_section((ROOT / "README.md").read_text())[0]
     stored = json.loads(next(results.glob("*.json")).read_text())
     assert set(stored["scenarios"]) == {
         "full",
@@ -84,3 +91,10 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
     steps = text.split("Where the time goes", 1)[1].split("\n\n", 2)[1]
     assert "| stage | full rebuild | incremental nightly | incremental (30 days) |" in steps
     assert any(line.startswith("| publish mart | ") for line in steps.splitlines())
+
+
+def performance_section(readme: str) -> tuple[str, str]:
+    """(README without its Performance section's body, that body)."""
+    head, heading, rest = readme.partition("## Performance")
+    body, next_heading, tail = rest.partition("\n## ")
+    return head + heading + next_heading + tail, body

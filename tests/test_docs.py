@@ -3,12 +3,13 @@
 README.md is the front page, docs/ holds the rest and CONTRIBUTING.md the code's layout. Each
 test reads a document and compares it with the one place the fact is defined: defaults.yaml for
 config keys, the CLI's argparse parser for options, growth_revenue.exit_codes for exit codes,
-the file tree for links and modules.
+the file tree for links and modules, bench/results/ for the benchmark figures.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -152,6 +153,18 @@ def test_every_relative_link_points_at_a_file_and_anchor_that_exist():
 def test_readme_is_a_front_page_of_at_most_300_lines():
     lines = len(README.read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail to docs/ (limit {README_MAX_LINES})"
+
+
+def test_readme_performance_lines_are_those_the_stored_bench_results_give():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import results_doc
+
+    scales = results_doc.load_all(ROOT / "bench" / "results")
+    text = README.read_text()
+    assert results_doc.with_readme_summary(text, scales) == text, (
+        "README's Performance lines differ from bench/results/: run `python bench/results_doc.py`"
+    )
+    assert "Nightly over 10,000,000 orders" in "\n".join(section(README, "Performance"))
 
 
 def test_contributing_layout_lists_exactly_the_modules_of_the_package():
