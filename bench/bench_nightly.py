@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = Shape(args.orders, args.customers, args.days, args.as_of)
     invocation = {
         "at": f"{dt.datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
-        "command": " ".join(["bench/bench_nightly.py", *argv]),
+        "command": shlex.join(["bench/bench_nightly.py", *argv]),
         "git": _git_head(),
         "load_start": os.getloadavg()[0],
         "driver_memory": args.driver_memory,
