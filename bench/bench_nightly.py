@@ -194,16 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         scale = {**dataclasses.asdict(shape), "as_of": shape.as_of.isoformat()}
         del scale["keys"]  # a scale holds both key shapes
         log.info("results stored in %s", results_doc.store(args.results, scale, data, results, invocation))
-        scales = results_doc.load_all(args.results)
-        text = results_doc.render(scales)
-        print(text)
-        if args.doc:
-            args.doc.parent.mkdir(parents=True, exist_ok=True)
-            args.doc.write_text(text)
-            log.info("wrote %s", args.doc)
-        if args.readme:
-            args.readme.write_text(results_doc.with_readme_summary(args.readme.read_text(), scales))
-            log.info("wrote the Performance lines of %s", args.readme)
+        print(results_doc.write_pages(args.results, args.doc, args.readme))
+        log.info("wrote %s", ", ".join(str(page) for page in (args.doc, args.readme) if page) or "no page")
     finally:
         stop_spark(spark)
 

@@ -110,6 +110,16 @@ def report_bytes_share(scale: dict) -> float:
     return run["bytes_read"] / run["mart_bytes"]
 
 
+def invocation_of(scale: dict, name: str) -> dict:
+    """The bench invocation that ran scenario `name` at this scale (command, git, machine...)."""
+    return scale["invocations"][scale["scenarios"][name]["invocation"]]
+
+
+def latest_machine(invocations) -> dict:
+    """The machine facts of the newest of `invocations`."""
+    return max(invocations, key=lambda inv: inv["at"])["machine"]
+
+
 def _gib(memory: str) -> float:
     """A JVM memory setting ('8g', '8192m') in GiB."""
     units = {"k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
@@ -316,8 +326,7 @@ def _versus_duckdb(scale: dict, name: str, label: str) -> str:
 
 
 def limits_full_memory(scale: dict) -> str:
-    result = scale["scenarios"]["full"]
-    invocation = scale["invocations"][result["invocation"]]
+    result, invocation = scale["scenarios"]["full"], invocation_of(scale, "full")
     if result.get("error"):
         return f"The full rebuild failed with driver memory {invocation['driver_memory']}: {result['error']}"
     run = median_run(scale, "full")
@@ -329,8 +338,7 @@ def limits_full_memory(scale: dict) -> str:
 
 
 def verdict_full_memory(scale: dict) -> Verdict:
-    result = scale["scenarios"]["full"]
-    memory = scale["invocations"][result["invocation"]]["driver_memory"]
+    result, memory = scale["scenarios"]["full"], invocation_of(scale, "full")["driver_memory"]
     if result.get("error"):
         return Verdict("failed", "completes, ≤ 8 GiB", False, result["error"].splitlines()[0][:120])
     run = median_run(scale, "full")
@@ -549,7 +557,7 @@ def readme_summary(scales: list[dict]) -> list[str]:
         f"- Nightly over {shape['orders']:,} orders and {shape['days']} days of history: **{nightly:.1f} s** "
         f"incremental, against {full:.1f} s for a full rebuild ({nightly / full:.2f}x) and {duckdb:.1f} s for "
         f"DuckDB recomputing everything ({nightly / duckdb:.2f}x), on a "
-        f"{_machine(main)['cores']}-core machine."
+        f"{latest_machine(main['invocations'].values())['cores']}-core machine."
     )
     larger = []
     for scale in scales:
@@ -559,7 +567,7 @@ def readme_summary(scales: list[dict]) -> list[str]:
         if runs(scale, "incremental") and runs(scale, "duckdb"):
             parts.append(f"nightly {median_s(scale, 'incremental'):.1f} s, DuckDB {median_s(scale, 'duckdb'):.1f} s")
         if runs(scale, "full"):
-            memory = scale["invocations"][scale["scenarios"]["full"]["invocation"]]["driver_memory"]
+            memory = invocation_of(scale, "full")["driver_memory"]
             parts.append(f"full rebuild {median_s(scale, 'full'):.0f} s with driver memory {memory}")
         if parts:
             larger.append(f"{scale['scale']['orders']:,} orders: {', '.join(parts)}")
@@ -572,10 +580,6 @@ def readme_summary(scales: list[dict]) -> list[str]:
         "comparison: [docs/mart_layout.md](docs/mart_layout.md) (`make bench-layout`)."
     )
     return [first, second, third]
-
-
-def _machine(scale: dict) -> dict:
-    return max(scale["invocations"].values(), key=lambda inv: inv["at"])["machine"]
 
 
 def with_readme_summary(readme: str, scales: list[dict]) -> str:
@@ -646,7 +650,7 @@ def render_scaling(scales: list[dict]) -> list[str]:
         return [*lines, "Not measured yet: `bench/bench_nightly.py --orders 1000000 --scenarios '' --scaling`."]
     scale = measured[-1]  # the largest scale that has it
     shape, points = scale["scale"], scaling_points(scale)
-    invocation = scale["invocations"][scale["scenarios"]["scaling"]["invocation"]]
+    invocation = invocation_of(scale, "scaling")
     history_days = ", ".join(str(p["days"]) for p in points if p["volume"] == 1)
     volumes = " and ".join(f"{p['volume']}x" for p in points if p["volume"] > 1)
     lines += [
@@ -704,8 +708,7 @@ def render_projection(model: CostModel, cores: int, base_days: int) -> list[str]
 
 
 def render_machine(scales: list[dict]) -> list[str]:
-    invocations = [inv for s in scales for inv in s["invocations"].values()]
-    m = max(invocations, key=lambda inv: inv["at"])["machine"]
+    m = latest_machine(inv for s in scales for inv in s["invocations"].values())
     return [
         "## Machine (latest run)",
         "",
@@ -910,13 +913,23 @@ def render_checks(scale: dict) -> list[str]:
     return lines
 
 
+def write_pages(results: Path, doc: Path | None, readme: Path | None) -> str:
+    """Renders every stored scale into `doc` and README's Performance lines (each skipped when None);
+    returns the page."""
+    scales = load_all(results)
+    text = render(scales)
+    if doc:
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        doc.write_text(text)
+    if readme:
+        readme.write_text(with_readme_summary(readme.read_text(), scales))
+    return text
+
+
 def main() -> None:
     """Re-renders docs/benchmarks.md and README's Performance lines from bench/results/, no Spark."""
     root = Path(__file__).resolve().parents[1]
-    scales = load_all(root / "bench" / "results")
-    (root / "docs" / "benchmarks.md").write_text(render(scales))
-    readme = root / "README.md"
-    readme.write_text(with_readme_summary(readme.read_text(), scales))
+    write_pages(root / "bench" / "results", root / "docs" / "benchmarks.md", root / "README.md")
 
 
 if __name__ == "__main__":
