@@ -487,13 +487,57 @@ def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_
     spreading = "spark.sql.adaptive.coalescePartitions.minPartitionSize"
     spark.conf.set(spreading, "2MB")
     try:
-        writing.merge_by_key(changes, location, "order_id", ("order_id", "order_date"), [nov1], "run-1")
+        replaced = incremental.ReplacedRows(dates=(nov1,), order_dates=(nov1,)).condition(writing.TARGET)
+        writing.merge_by_key(changes, location, "order_id", ("order_id", "order_date"), replaced, "run-1")
         assert spark.conf.get(spreading) == "2MB"
     finally:
         spark.conf.unset(spreading)
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
     assert delta_log.history(spark, location, limit=1)[0]["userMetadata"] == "run-1"
     assert [row.order_id for row in reading.read_output(spark, location).collect()] == ["O2"]
+
+
+def test_the_mart_merge_joins_only_the_rows_of_edited_customers_and_affected_orders(spark, tmp_path):
+    """A segment move reaches every date, so the MERGE reads every file; ReplacedRows lets it join only
+    the rows it can replace: the edited customers' rows anywhere, the affected orders' on their dates."""
+    location = Location(path=str(tmp_path / tables.MART))
+    d1, d2, d3 = (dt.date(2026, 11, day) for day in (1, 2, 3))
+    schema = "order_id string, customer_id string, customer_segment string, order_date date"
+    spark.createDataFrame(
+        [
+            ("MOVED1", "MOVER", "smb", d1),
+            ("MOVED3", "MOVER", "smb", d3),
+            ("FIXED", "C2", "smb", d2),
+            ("KEPT", "C2", "smb", d1),
+        ],
+        schema,
+    ).write.format("delta").partitionBy("order_date").save(location.path)
+    replaced = incremental.ReplacedRows(dates=(d1, d2, d3), order_dates=(d2,), customers=("MOVER",))
+
+    mart = reading.read_output(spark, location).alias("m")
+    assert sorted(row.order_id for row in mart.where(replaced.condition("m")).collect()) == [
+        "FIXED",
+        "MOVED1",
+        "MOVED3",
+    ]
+
+    changes = spark.createDataFrame(
+        [
+            ("MOVED1", "MOVER", "enterprise", d1, True),  # relabelled
+            ("MOVED3", "MOVER", None, d3, False),  # deleted
+            ("FIXED", "C2", "consumer", d2, True),  # recomputed
+            ("NEW", "C2", "smb", d3, True),  # inserted
+        ],
+        f"{schema}, _present boolean",
+    )
+    columns = ("order_id", "customer_id", "customer_segment", "order_date")
+    writing.merge_by_key(changes, location, "order_id", columns, replaced.condition(writing.TARGET), "run-1")
+    assert sorted(tuple(row) for row in reading.read_output(spark, location).select(*columns).collect()) == [
+        ("FIXED", "C2", "consumer", d2),
+        ("KEPT", "C2", "smb", d1),
+        ("MOVED1", "MOVER", "enterprise", d1),
+        ("NEW", "C2", "smb", d3),
+    ]
 
 
 @pytest.mark.slow

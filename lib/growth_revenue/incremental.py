@@ -26,6 +26,7 @@ writing are in reading, writing and publishing.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame
@@ -252,6 +253,37 @@ def relabelled(published: DataFrame, changes: DataFrame, affected: DataFrame) ->
 
 
 # --- the change to the mart ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplacedRows:
+    """Where the mart rows a change replaces or deletes lie: what the MERGE may match.
+
+    Every such row is on one of `dates`; of those, it is on one of `order_dates` (the dates of the
+    affected orders' rows) or it belongs to one of `customers` (relabelled or removed, whose rows
+    can be on any date).
+    """
+
+    dates: tuple[dt.date, ...] = ()
+    order_dates: tuple[dt.date, ...] = ()
+    customers: tuple[str, ...] = ()
+
+    def condition(self, table: str) -> Column:
+        """The rows as a condition on the mart's columns under the alias `table`.
+
+        A segment move touches a file on every date, so the MERGE reads them all. With this
+        condition Spark drops every row of theirs it cannot match before the MERGE joins them with
+        the change (an outer join: without it every row read is shuffled).
+        """
+        if not self.dates:
+            return F.lit(False)
+        dates = F.col(f"{table}.order_date").isin(list(self.dates))
+        if not self.customers:
+            return dates  # only affected orders' rows: order_dates are the dates
+        return dates & (
+            F.col(f"{table}.order_date").isin(list(self.order_dates))
+            | F.col(f"{table}.customer_id").isin(list(self.customers))
+        )
 
 
 def mart_changes(published: DataFrame, staged: DataFrame) -> DataFrame:

@@ -75,7 +75,12 @@ class Publisher:
                 tables.MART,
                 "merge",
                 lambda location: writing.merge_by_key(
-                    changes, location, "order_id", transforms.MART_COLUMNS, staged.target_dates, metadata
+                    changes,
+                    location,
+                    "order_id",
+                    transforms.MART_COLUMNS,
+                    staged.replaced.condition(writing.TARGET),
+                    metadata,
                 ),
             )
         if previous is None:

@@ -40,7 +40,7 @@ class StagedMart:
     quarantined_by_reason: dict[str, int]  # its revenue orders by quarantine reason
     changes: DataFrame | None  # incremental: the MERGE source (incremental.mart_changes)
     changed_rows: int  # mart rows inserted, updated or deleted
-    target_dates: list[dt.date]  # incremental: the partitions holding rows to update or delete
+    replaced: incremental.ReplacedRows  # incremental: where the rows to update or delete lie
     watermark: str | None  # newest raw_orders._ingested_at the mart reflects
     customers_changed: bool
     freshness_input: DataFrame  # raw_orders rows the freshness check reads
@@ -74,7 +74,7 @@ def stage_rebuild(
         quarantined_by_reason=quarantined,
         changes=None,
         changed_rows=mart_rows,
-        target_dates=[],
+        replaced=incremental.ReplacedRows(),
         watermark=watermark,
         customers_changed=True,
         freshness_input=raw_orders,
@@ -103,9 +103,10 @@ def stage_change(
     customers = caches.persist(
         incremental.customer_changes(profiles.previous, profiles.recomputed, rules.unknown_segment)
     )
-    by_action = dict.fromkeys(incremental.ACTIONS, 0) | {
-        row[0]: row[1] for row in customers.groupBy("action").count().collect()
-    }
+    changed = customers.collect()  # one row per changed customer: what changed, not the customer count
+    by_action = dict.fromkeys(incremental.ACTIONS, 0)
+    for row in changed:
+        by_action[row.action] += 1
     # Raw history is read by customer only for test users who became real: nothing else brings
     # back orders the mart does not hold.
     former_test_users = (
@@ -157,7 +158,7 @@ def stage_change(
     )
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
-    target_dates = [row[0] for row in published.select("order_date").distinct().collect()]
+    replaced = _replaced_rows(published, affected, changed)
     # Checkpointed, so the MERGE's source does not depend on the mart it changes (see publishing), then
     # cached: the cache knows its size, which lets the MERGE broadcast it instead of shuffling the mart.
     changes = caches.persist(incremental.mart_changes(published, staged).localCheckpoint(eager=True))
@@ -172,8 +173,10 @@ def stage_change(
     }
 
     window_start, window_end = transforms.report_window(request.as_of, rules.report_window_days)
-    replaced = published.select("order_id").unionByName(affected)
-    after = incremental.mart_after(mart.where(F.col("order_date").between(window_start, window_end)), replaced, staged)
+    replaced_ids = published.select("order_id").unionByName(affected)
+    after = incremental.mart_after(
+        mart.where(F.col("order_date").between(window_start, window_end)), replaced_ids, staged
+    )
     # The newest landed row is the newest of all when it is old enough to count for freshness.
     landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
     freshness_input = landed if landed_by_reference.limit(1).count() else raw_orders
@@ -198,10 +201,23 @@ def stage_change(
         quarantined_by_reason=quarantined,
         changes=changes,
         changed_rows=changed_rows,
-        target_dates=target_dates,
+        replaced=replaced,
         watermark=newest,
         customers_changed=sum(by_action.values()) > 0,
         freshness_input=freshness_input,
+    )
+
+
+def _replaced_rows(published: DataFrame, affected: DataFrame, changed: list) -> incremental.ReplacedRows:
+    """Where the `published` rows lie, in one pass over them: every date, and the dates of the
+    affected orders' rows; the others belong to the edited customers among `changed`."""
+    flagged = published.join(F.broadcast(affected.withColumn("_affected", F.lit(True))), "order_id", "left")
+    by_date = flagged.groupBy("order_date").agg(F.max(F.col("_affected").isNotNull()).alias("affected")).collect()
+    edited = {row.customer_id for row in changed if row.action in (incremental.RELABEL, incremental.REMOVE)}
+    return incremental.ReplacedRows(
+        dates=tuple(sorted(row.order_date for row in by_date)),
+        order_dates=tuple(sorted(row.order_date for row in by_date if row.affected)),
+        customers=tuple(sorted(edited)),
     )
 
 

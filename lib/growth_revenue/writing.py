@@ -3,13 +3,13 @@ another writer committed first. An edge of the job."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 
 from delta import exceptions as delta_exceptions
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from growth_revenue.delta_log import delta_table, existing_table, table_properties
 from growth_revenue.locations import Location
@@ -102,35 +102,38 @@ def _without_dictionary(columns: tuple[str, ...]) -> dict[str, str]:
     return {f"parquet.enable.dictionary#{column}": "false" for column in columns}
 
 
+TARGET, SOURCE = "t", "s"  # the MERGE's aliases of the table and of the change, for conditions built elsewhere
+
+
 def merge_by_key(
     changes: DataFrame,
     location: Location,
     key: str,
     columns: tuple[str, ...],
-    target_dates: list[dt.date],
+    target_rows: Column,
     user_metadata: str,
 ) -> None:
     """Apply `changes` to the table in one Delta commit: delete, update or insert each key's row.
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
-    `target_dates` are the order_date partitions holding the rows to update or delete: the
-    MERGE only reads and rewrites those, not the whole history.
+    `target_rows` is a condition on the table's columns (alias TARGET) that every row to update
+    or delete meets: the MERGE reads only the files that can hold one (by partition and file
+    statistics) and joins only the rows that meet it with the change.
     """
     spark = changes.sparkSession
     table = existing_table(spark, location)
-    dates = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(set(target_dates)))
-    condition = f"t.`{key}` = s.`{key}` AND " + (f"t.order_date IN ({dates})" if dates else "FALSE")
-    values: dict[str, str | Column] = {f"`{c}`": f"s.`{c}`" for c in columns}
+    condition = (F.col(f"{TARGET}.`{key}`") == F.col(f"{SOURCE}.`{key}`")) & target_rows
+    values: dict[str, str | Column] = {f"`{c}`": f"{SOURCE}.`{c}`" for c in columns}
     # The MERGE writes its new rows one file per order_date they fall on. They are a few MB, so
     # adaptive execution would coalesce them into one task writing every date's file in turn
     # (customer changes touch every date); without its 1 MB floor it spreads them over the cores.
     with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
         (
-            table.alias("t")
-            .merge(changes.alias("s"), condition)
-            .whenMatchedDelete(condition="NOT s._present")
-            .whenMatchedUpdate(condition="s._present", set=values)
-            .whenNotMatchedInsert(condition="s._present", values=values)
+            table.alias(TARGET)
+            .merge(changes.alias(SOURCE), condition)
+            .whenMatchedDelete(condition=f"NOT {SOURCE}._present")
+            .whenMatchedUpdate(condition=f"{SOURCE}._present", set=values)
+            .whenNotMatchedInsert(condition=f"{SOURCE}._present", values=values)
             .execute()
         )
 
