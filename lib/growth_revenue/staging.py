@@ -103,7 +103,7 @@ def stage_change(
     customers = caches.persist(
         incremental.customer_changes(profiles.previous, profiles.recomputed, rules.unknown_segment)
     )
-    changed = customers.collect()  # one row per changed customer: what changed, not the customer count
+    changed = customers.collect()  # the changed customers only: their counts by action and the edited ids
     by_action = dict.fromkeys(incremental.ACTIONS, 0)
     for row in changed:
         by_action[row.action] += 1

@@ -150,11 +150,11 @@ def upsert_changed(
         ensure_properties(rows.sparkSession, location, properties, user_metadata)
     table = existing_table(rows.sparkSession, location)
     values = [c for c in rows.columns if c != key]
-    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "FALSE"
+    differs = " OR ".join(f"NOT ({TARGET}.`{c}` <=> {SOURCE}.`{c}`)" for c in values) or "FALSE"
     with _commit_metadata(rows.sparkSession, user_metadata):
         (
-            table.alias("t")
-            .merge(rows.alias("s"), f"t.`{key}` = s.`{key}`")
+            table.alias(TARGET)
+            .merge(rows.alias(SOURCE), f"{TARGET}.`{key}` = {SOURCE}.`{key}`")
             .whenMatchedUpdateAll(condition=differs)
             .whenNotMatchedInsertAll()
             .execute()
