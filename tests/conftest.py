@@ -18,9 +18,21 @@ def config():
     return load_config()
 
 
+# The suite's runs are a few rows each, and compiling generated code for every query costs more CPU
+# than running it: this session interprets (Spark's own test suites run both ways). The subprocess
+# tests (spark-submit.sh, the cross-line run, the demo, the bench) run the job as configured.
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+
+
 @pytest.fixture(scope="session")
 def spark(config):
-    settings = dataclasses.replace(config.spark, master="local[2]", shuffle_partitions=2, driver_memory="4g")
+    settings = dataclasses.replace(
+        config.spark,
+        master="local[2]",
+        shuffle_partitions=2,
+        driver_memory="4g",
+        conf={**config.spark.conf, **INTERPRETED},
+    )
     session = get_spark(settings)
     yield session
     stop_spark(session)
