@@ -9,7 +9,8 @@ import pytest
 from lakehouse import Lakehouse
 from rows import customer, order, ts
 
-from growth_revenue import stages, tables
+from growth_revenue import quality, stages, tables
+from growth_revenue.checks import Check, Level, Rule
 from growth_revenue.config import Observability
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
@@ -117,3 +118,26 @@ def test_a_stage_is_charged_for_the_rows_its_own_actions_read_and_write(spark, t
     assert read.rows_written == 0
     assert (idle.spark_jobs, idle.rows_read, idle.rows_written) == (0, 0, 0)
     assert stages.total(timed.costs).rows_written == 7
+
+
+@pytest.mark.parametrize("engine", ["spark", "deequ"])
+def test_the_checks_measured_side_by_side_keep_their_order_and_charge_their_jobs_to_the_callers_stage(spark, engine):
+    if engine == "deequ" and not quality.deequ_available(spark):
+        pytest.skip("Deequ is not on this session's classpath")
+    checks = [
+        Check(
+            tables.MART,
+            f"check {n}",
+            Level.ERROR,
+            spark.range(n).selectExpr("cast(id as double) as revenue"),
+            (Rule("non_negative", "revenue", "revenue is never negative"),),
+        )
+        for n in (3, 4, 5)
+    ]
+    with stages.Stages(spark, "unit-run") as timed:
+        timed.start("verify")
+        results = quality.verify(spark, checks, engine)
+
+    assert [r.check.name for r in results] == ["check 3", "check 4", "check 5"]
+    (verify,) = timed.costs
+    assert verify.spark_jobs >= len(checks)  # each check runs at least one job, in the caller's job group

@@ -16,7 +16,9 @@ the same rule on the driver with the spark engine. They are Warning-level.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -270,19 +272,28 @@ def choose_engine(spark: SparkSession, configured: str) -> str:
 
 
 def verify(spark: SparkSession, checks: list[Check], engine: str) -> list[Result]:
-    """One Result per rule of every check, the same rows whichever engine measures them."""
-    results = []
-    for check in checks:
+    """One Result per rule of every check, in the checks' order, whichever engine measures them.
+
+    The checks are measured side by side, one thread each: they are independent, and each is a few
+    Spark jobs over small frames whose time is mostly the driver's planning and scheduling, which
+    the scheduler then overlaps (the bench's verification share). Each thread inherits the caller's
+    local properties, so its jobs keep the caller's job group (the run's stage, growth_revenue.stages).
+    """
+
+    def measured(check: Check) -> list[Result]:
         data, rules = _measured(check)
         if engine == "deequ":
-            rows, measured = deequ_engine.verify(
+            rows, measures = deequ_engine.verify(
                 spark, data, check.level is Level.ERROR, f"{check.dataset} {check.name}", rules
             )
-            verdicts = [(m.passed, m.metric) for m in measured]
+            verdicts = [(m.passed, m.metric) for m in measures]
         else:
             rows, verdicts = spark_engine.measure(data, rules)
-        results += _judge(check, rules, rows, verdicts)
-    return results
+        return _judge(check, rules, rows, verdicts)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(checks)), thread_name_prefix="verify") as pool:
+        per_check = list(pool.map(inheritable_thread_target(measured), checks))
+    return [result for results in per_check for result in results]
 
 
 def _measured(check: Check) -> tuple[DataFrame, tuple[Rule, ...]]:
