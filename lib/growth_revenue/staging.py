@@ -97,7 +97,11 @@ def stage_change(
     watermark = state.watermark
     cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
     landed = incremental.landed_after(raw_orders, cutoff)
-    landed_rows, newest = single_row(landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at"))))
+    # The newest landed row is the newest of all when one landed row is old enough to count for freshness.
+    by_reference = F.col("_ingested_at") <= F.lit(reference).cast("timestamp")
+    landed_rows, newest, landed_by_reference = single_row(
+        landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at")), F.count(F.when(by_reference, 1)))
+    )
     # An incremental run always has the last run's profiles to compare with (planning.decide).
     assert profiles.previous is not None and profiles.recomputed is not None
     customers = caches.persist(
@@ -152,13 +156,12 @@ def stage_change(
     )
     # The caches read from the mart are released before the mart's commit (publishing.publish).
     published = caches.persist(incremental.published_rows(mart, affected, customers, target_dates), reads=tables.MART)
-    published_count = published.count()  # one pass over the mart for both
+    replaced, published_count = _replaced_rows(published, affected, changed)  # one pass over the mart for both
     staged = caches.persist(
         recomputed_rows.unionByName(incremental.relabelled(published, customers, affected)), reads=tables.MART
     )
     staged_rows = staged.count()
     _log_rule_effects(rule_effects, staged_rows, "mart rows recomputed or relabelled")
-    replaced = _replaced_rows(published, affected, changed)
     # Checkpointed, so the MERGE's source does not depend on the mart it changes (see publishing), then
     # cached: the cache knows its size, which lets the MERGE broadcast it instead of shuffling the mart.
     changes = caches.persist(incremental.mart_changes(published, staged).localCheckpoint(eager=True))
@@ -177,9 +180,7 @@ def stage_change(
     after = incremental.mart_after(
         mart.where(F.col("order_date").between(window_start, window_end)), replaced_ids, staged
     )
-    # The newest landed row is the newest of all when it is old enough to count for freshness.
-    landed_by_reference = landed.where(F.col("_ingested_at") <= F.lit(reference).cast("timestamp"))
-    freshness_input = landed if landed_by_reference.limit(1).count() else raw_orders
+    freshness_input = landed if landed_by_reference else raw_orders
     newest = max(filter(None, (state.orders_watermark, newest)), key=dt.datetime.fromisoformat, default=None)
     log.info(
         "incremental: %d raw_orders rows landed after %s (watermark %s minus %gh look-back); customers "
@@ -208,17 +209,22 @@ def stage_change(
     )
 
 
-def _replaced_rows(published: DataFrame, affected: DataFrame, changed: list) -> incremental.ReplacedRows:
-    """Where the `published` rows lie, in one pass over them: every date, and the dates of the
-    affected orders' rows; the others belong to the edited customers among `changed`."""
+def _replaced_rows(published: DataFrame, affected: DataFrame, changed: list) -> tuple[incremental.ReplacedRows, int]:
+    """Where the `published` rows lie, and how many they are, in one pass over them: every date, and
+    the dates of the affected orders' rows; the others belong to the edited customers among `changed`."""
     flagged = published.join(F.broadcast(affected.withColumn("_affected", F.lit(True))), "order_id", "left")
-    by_date = flagged.groupBy("order_date").agg(F.max(F.col("_affected").isNotNull()).alias("affected")).collect()
+    by_date = (
+        flagged.groupBy("order_date")
+        .agg(F.max(F.col("_affected").isNotNull()).alias("affected"), F.count(F.lit(1)).alias("rows"))
+        .collect()
+    )
     edited = {row.customer_id for row in changed if row.action in (incremental.RELABEL, incremental.REMOVE)}
-    return incremental.ReplacedRows(
+    replaced = incremental.ReplacedRows(
         dates=tuple(sorted(row.order_date for row in by_date)),
-        order_dates=tuple(sorted(row.order_date for row in by_date if row.affected)),
+        order_dates=tuple(sorted(row.order_date for row in by_date if row["affected"])),
         customers=tuple(sorted(edited)),
     )
+    return replaced, sum(row["rows"] for row in by_date)
 
 
 def _materialised(observed: DataFrame, caches: CacheScope) -> DataFrame:
