@@ -97,7 +97,6 @@ def stage_change(
     watermark = state.watermark
     cutoff = watermark - dt.timedelta(hours=config.incremental.lookback_hours) if watermark else None
     landed = incremental.landed_after(raw_orders, cutoff)
-    # The newest landed row is the newest of all when one landed row is old enough to count for freshness.
     by_reference = F.col("_ingested_at") <= F.lit(reference).cast("timestamp")
     landed_rows, newest, landed_by_reference = single_row(
         landed.agg(F.count(F.lit(1)), _iso_instant(F.max("_ingested_at")), F.count(F.when(by_reference, 1)))
@@ -180,6 +179,7 @@ def stage_change(
     after = incremental.mart_after(
         mart.where(F.col("order_date").between(window_start, window_end)), replaced_ids, staged
     )
+    # The newest landed row is the newest of all when one landed row is old enough to count for freshness.
     freshness_input = landed if landed_by_reference else raw_orders
     newest = max(filter(None, (state.orders_watermark, newest)), key=dt.datetime.fromisoformat, default=None)
     log.info(
@@ -221,10 +221,10 @@ def _replaced_rows(published: DataFrame, affected: DataFrame, changed: list) -> 
     edited = {row.customer_id for row in changed if row.action in (incremental.RELABEL, incremental.REMOVE)}
     replaced = incremental.ReplacedRows(
         dates=tuple(sorted(row.order_date for row in by_date)),
-        order_dates=tuple(sorted(row.order_date for row in by_date if row["affected"])),
+        order_dates=tuple(sorted(row.order_date for row in by_date if row.affected)),
         customers=tuple(sorted(edited)),
     )
-    return replaced, sum(row["rows"] for row in by_date)
+    return replaced, sum(row.rows for row in by_date)
 
 
 def _materialised(observed: DataFrame, caches: CacheScope) -> DataFrame:
