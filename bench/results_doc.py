@@ -256,6 +256,20 @@ def limits_history_length(scale: dict) -> str:
             f" The rows read grow {wa['input_rows'] / wb['input_rows']:.1f}x with the history: some step "
             "still scans history-sized data rather than the new day's."
         )
+    long, short = ({stage["name"]: stage for stage in run.get("stages") or []} for run in (a, b))
+    if long and short:
+        grown = sorted(long.keys() & short.keys(), key=lambda name: short[name]["seconds"] - long[name]["seconds"])[:3]
+        text += (
+            " The stages that grow most: "
+            + "; ".join(
+                f"{name} {long[name]['seconds']:.1f} against {short[name]['seconds']:.1f} s "
+                f"({long[name]['rows_read']:,} against {short[name]['rows_read']:,} rows read)"
+                for name in grown
+            )
+            + ". The mart's MERGE writes a file on every date a relabelled customer has orders on: "
+            "[mart_layout.md](mart_layout.md) measures the layouts that would avoid it, and why the mart keeps "
+            "its partitions."
+        )
     return text
 
 

@@ -98,3 +98,33 @@ def performance_section(readme: str) -> tuple[str, str]:
     head, heading, rest = readme.partition("## Performance")
     body, next_heading, tail = rest.partition("\n## ")
     return head + heading + next_heading + tail, body
+
+
+@pytest.mark.slow
+def test_layout_bench_measures_every_layout_through_nights_of_merges_and_an_optimize(tmp_path):
+    doc = tmp_path / "mart_layout.md"
+    command = [
+        *(sys.executable, str(ROOT / "bench" / "layout.py"), "--orders", "2400", "--days", "120", "--repeat", "1"),
+        *("--nights", "2"),
+        *("--driver-memory", "1g", "--out", str(tmp_path / "layout"), "--doc", str(doc)),
+    ]
+    completed = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=900)
+
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    text = doc.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| layout")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| partitioned by order_date",
+        "| liquid clustering on order_date",
+        "| date-ranged files (a week of order dates each)",
+        "| date-ranged files, kept by OPTIMIZE ZORDER BY order_date",
+        "| neither (baseline)",
+    ]
+    # 30 of 120 dates: the limit is half the mart's bytes. A plain OPTIMIZE packs every layout but
+    # the partitioned one into one file; the ZORDER into bounded files keeps the date ranges.
+    met_by = "of the mart's bytes, after the write, after the nights and after OPTIMIZE; met by: "
+    assert met_by + "partitioned by order_date, date-ranged files, kept by OPTIMIZE ZORDER BY order_date." in text
+    files_after_optimize = {row.split(" | ")[0]: int(row.split(" | ")[13].replace(",", "")) for row in rows}
+    assert files_after_optimize["| partitioned by order_date"] == 120
+    assert files_after_optimize["| date-ranged files (a week of order dates each)"] == 1
+    assert files_after_optimize["| date-ranged files, kept by OPTIMIZE ZORDER BY order_date"] > 1
