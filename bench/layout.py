@@ -181,7 +181,7 @@ def measure(
     metrics = single_row(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1"))["operationMetrics"]
     result.merge_files_added = int(metrics.get("numTargetFilesAdded", 0))
 
-    result.nights_merges_s = result.merge_s + sum(merge(changes) for changes in nights[1:])
+    result.nights_merges_s = merges[-1] + sum(merge(changes) for changes in nights[1:])  # the last run's nights
     result.nights_files, result.nights_share = share_read(spark, path)
     optimize(spark, path, layout)
     result.optimized_files, result.optimized_share = share_read(spark, path)
