@@ -219,7 +219,7 @@ def render(args, results: list[Measured], changes: int) -> str:
         "",
         f"Written by `bench/layout.py` (`--orders {args.orders} --days {args.days} --repeat {args.repeat} --nights {args.nights}`), "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, on the 2-core bench machine. The same "
-        f"{args.orders:,} mart rows over {args.days} days, written in four layouts (five upkeeps); the report is the 30-day window "
+        f"{args.orders:,} mart rows over {args.days} days, written four ways (date-ranged files with two upkeeps); the report is the 30-day window "
         f"as of {AS_OF}; the first nightly MERGE applies {changes:,} changes (a new day, 2% of the last 60 "
         "days updated or deleted, every order of 0.05% of the customers relabelled wherever it lies) with "
         f"the job's `writing.merge_by_key`; {args.nights} such nights in all, then the weekly OPTIMIZE "
