@@ -95,6 +95,6 @@ clean:
 bench: jars
 	$(PY) bench/bench_nightly.py $(BENCH_ARGS)
 
-# Mart layout: partitioned vs liquid-clustered vs neither -> docs/mart_layout.md
+# Mart layout: partitioned vs liquid-clustered vs date-ranged files vs neither -> docs/mart_layout.md
 bench-layout: jars
 	$(PY) bench/layout.py $(LAYOUT_ARGS)

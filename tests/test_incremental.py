@@ -7,7 +7,9 @@ to every raw row from scratch. Between them the nights bring every change kind t
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
+import random
 import shutil
 from decimal import Decimal
 
@@ -23,6 +25,7 @@ from rows import customer, order, ts
 from growth_revenue import (
     delta_log,
     incremental,
+    mart_layout,
     mart_state,
     pipeline,
     publishing,
@@ -307,7 +310,8 @@ def test_an_incremental_run_touches_only_the_files_of_changed_orders(lakehouse, 
             "numTargetDeletionVectorsAdded",
         )
     }
-    # O3 and O40's files, of 50: marked by a deletion vector each, or rewritten with P3 and P40.
+    # O3 and O40's files, of 8 (a week of dates each): marked by a deletion vector each, or rewritten.
+    # The newest commit is the MERGE: a few KB of changed rows are far under the re-sort's floor.
     assert touched == {
         "numTargetRowsInserted": 1,
         "numTargetRowsUpdated": 1,
@@ -554,7 +558,7 @@ def test_a_rebuilt_mart_stores_its_ids_and_event_times_without_parquet_dictionar
     )
     lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
 
-    (path,) = (lakehouse.out / tables.MART).glob("order_date=*/*.parquet")
+    (path,) = (lakehouse.out / tables.MART).glob("*.parquet")
     row_group = pq.ParquetFile(path).metadata.row_group(0)
     in_file = {row_group.column(i).path_in_schema for i in range(row_group.num_columns)}
     with_dictionary = {
@@ -562,8 +566,7 @@ def test_a_rebuilt_mart_stores_its_ids_and_event_times_without_parquet_dictionar
         for i in range(row_group.num_columns)
         if row_group.column(i).has_dictionary_page
     }
-    # Delta 4 also writes the partition column into the files, Delta 3 only into their paths.
-    assert in_file >= set(transforms.MART_COLUMNS) - {"order_date"}
+    assert in_file == set(transforms.MART_COLUMNS)
     assert with_dictionary == in_file - set(transforms.MART_HIGH_CARDINALITY_COLUMNS)
 
 
@@ -866,3 +869,165 @@ def test_mart_changes_hold_only_rows_that_differ_with_deletions_marked(spark):
         "deleted": (False, d0, None),
         "inserted": (True, None, Decimal("4.00")),
     }
+
+
+# --- the mart's layout: files of a week of order dates each, re-sorted by the job -----------------
+
+
+def with_layout(config, resort_share=None, resort_min_mb=0.0):
+    """The config with the re-sort's floor (and share) lowered: a test's mart is a few KB."""
+    share = config.incremental.mart_resort_share if resort_share is None else resort_share
+    incremental_settings = dataclasses.replace(
+        config.incremental, mart_resort_share=share, mart_resort_min_mb=resort_min_mb
+    )
+    return dataclasses.replace(config, incremental=incremental_settings)
+
+
+def land_eight_weeks(lakehouse):
+    """Three orders a day on 56 days up to 2026-11-19, with random ids, landed in random order."""
+    rng = random.Random(18)
+    first = dt.date(2026, 9, 25)
+    orders = [
+        order(
+            f"O{rng.getrandbits(48):012x}", f"C{rng.randrange(6)}", f"{first + dt.timedelta(days=day)} {hour:02d}:00:00"
+        )
+        for day in range(56)
+        for hour in (9, 13, 17)
+    ]
+    rng.shuffle(orders)
+    customers = [customer(f"C{i}", f"c{i}@shop.io", ("smb", "enterprise")[i % 2]) for i in range(6)]
+    lakehouse.land("2026-11-20 05:00:00", customers=customers, orders=orders)
+
+
+def mart_location(lakehouse) -> Location:
+    return Location(path=str(lakehouse.out / tables.MART))
+
+
+def file_ranges(lakehouse) -> list[tuple[dt.date, dt.date]]:
+    """Each of the mart's files' (first, last) order_date, by first."""
+    per_file = (
+        lakehouse.output(tables.MART).groupBy("_metadata.file_path").agg(F.min("order_date"), F.max("order_date"))
+    )
+    return sorted((first, last) for _, first, last in per_file.collect())
+
+
+def assert_date_ranged(lakehouse, rebuilt=False):
+    """The mart's files hold ranges of order dates that do not overlap: the report's filter skips
+    files by them. A rebuild cuts between dates and sorts each file; the re-sort (a ZORDER) cuts
+    files by size, so two files may share the date they are cut at."""
+    ranges = file_ranges(lakehouse)
+    if rebuilt:
+        assert all(earlier[1] < later[0] for earlier, later in itertools.pairwise(ranges)), ranges
+    else:
+        assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ranges)), ranges
+    for uri in lakehouse.output(tables.MART).inputFiles() if rebuilt else ():
+        dates = pq.read_table(uri.removeprefix("file:"), columns=["order_date"]).column("order_date").to_pylist()
+        assert dates == sorted(dates), uri
+    detail = delta_log.existing_table(lakehouse.spark, mart_location(lakehouse)).detail().first()
+    assert detail["partitionColumns"] == []
+    return ranges
+
+
+@pytest.mark.slow
+@pytest.mark.every_line
+def test_a_rebuild_sorts_the_mart_into_a_file_per_week_of_order_dates(lakehouse, config):
+    land_eight_weeks(lakehouse)
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    ranges = assert_date_ranged(lakehouse, rebuilt=True)
+    # 56 dates of as many orders each: the sampled cuts fall on the weeks.
+    assert len(ranges) == mart_layout.ranges(dt.date(2026, 9, 25), dt.date(2026, 11, 19), 7) == 8
+    assert all((last - first).days == 6 for first, last in ranges), ranges
+
+
+@pytest.mark.slow
+@pytest.mark.every_line
+def test_a_night_past_the_re_sort_share_ends_with_an_optimize_zorder_and_the_next_stays_incremental(lakehouse, config):
+    config = with_layout(config, resort_share=0.01)
+    land_eight_weeks(lakehouse)
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    # C0 moves segment: its orders on every date change, in files of the MERGE that span them all.
+    lakehouse.land(
+        "2026-11-21 05:00:00",
+        customers=[customer("C0", "c0@shop.io", "consumer", updated_at="2026-11-21 04:00:00")],
+        orders=[order("N1", "C1", "2026-11-20 10:00:00")],
+    )
+    night = lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")
+    assert night.mode == INCREMENTAL
+    resort, merge = delta_log.history(lakehouse.spark, mart_location(lakehouse), 2)
+    assert (resort["operation"], resort["userMetadata"]) == ("OPTIMIZE", night.run_id)
+    assert json.loads(resort["operationParameters"]["zOrderBy"]) == ["order_date"]
+    assert merge["operation"] == "MERGE"
+    assert mart_state.MartState.from_metadata(merge["userMetadata"]).run_id == night.run_id
+    assert len(assert_date_ranged(lakehouse)) > 1
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+    # The state stays on the MERGE's commit: the re-sort moved no row, so the next night goes on from it.
+    lakehouse.land("2026-11-22 05:00:00", orders=[order("N2", "C2", "2026-11-21 10:00:00")])
+    assert lakehouse.run(config, "2026-11-22", "2026-11-22 07:00:00").mode == INCREMENTAL
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-22")
+
+
+@pytest.mark.slow
+def test_a_plain_optimize_by_another_writer_is_re_sorted_by_the_next_run(lakehouse, config, caplog):
+    config = with_layout(config)
+    land_eight_weeks(lakehouse)
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    DeltaTable.forPath(lakehouse.spark, mart_location(lakehouse).path).optimize().executeCompaction()
+    assert len(file_ranges(lakehouse)) == 1  # every date packed into one file: each report reads all of it
+
+    lakehouse.land("2026-11-21 05:00:00", orders=[order("N1", "C1", "2026-11-20 10:00:00")])
+    with caplog.at_level("INFO", logger="growth_revenue"):
+        night = lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")
+    assert night.mode == INCREMENTAL  # OPTIMIZE preserves the data: the state still holds
+    assert "compacted it without ZORDER BY (order_date)" in caplog.text
+    assert delta_log.history(lakehouse.spark, mart_location(lakehouse), 1)[0]["operation"] == "OPTIMIZE"
+    assert len(assert_date_ranged(lakehouse)) > 1
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+
+@pytest.mark.slow
+def test_a_re_sort_that_loses_to_another_writer_waits_for_the_next_run(lakehouse, config, caplog, monkeypatch):
+    config = with_layout(config, resort_share=0.01)
+    land_eight_weeks(lakehouse)
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    lakehouse.land("2026-11-21 05:00:00", orders=[order("N1", "C1", "2026-11-20 10:00:00")])
+
+    def another_writer_keeps_committing(*args):
+        raise writing.ConflictError("retried 3 time(s), giving up")
+
+    monkeypatch.setattr(writing, "sort_into_ranges", another_writer_keeps_committing)
+    with caplog.at_level("WARNING", logger="growth_revenue"):
+        lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00")  # published: NightlyLakehouse checks the exit code
+    assert "not re-sorted (retried 3 time(s), giving up): the next run tries again" in caplog.text
+    assert delta_log.history(lakehouse.spark, mart_location(lakehouse), 1)[0]["operation"] == "MERGE"
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+
+@pytest.mark.slow
+def test_a_mart_partitioned_by_an_earlier_release_stays_incremental_until_a_rebuild_sorts_it(lakehouse, config):
+    config = with_layout(config, resort_share=0.01)
+    land_eight_weeks(lakehouse)
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    # The mart as releases before the date-ranged layout wrote it: partitioned, the same state on its commit.
+    (state_commit,) = delta_log.history(lakehouse.spark, mart_location(lakehouse), 1)
+    (
+        lakehouse.output(tables.MART)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .option("userMetadata", state_commit["userMetadata"])
+        .partitionBy("order_date")
+        .save(mart_location(lakehouse).path)
+    )
+
+    lakehouse.land("2026-11-21 05:00:00", orders=[order("N1", "C1", "2026-11-20 10:00:00")])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+    (newest,) = delta_log.history(lakehouse.spark, mart_location(lakehouse), 1)
+    assert newest["operation"] == "MERGE"  # no ZORDER on a partition column: it waits for the rebuild
+    assert delta_log.size_and_partitioning(lakehouse.spark, mart_location(lakehouse))[1] == ["order_date"]
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")
+
+    lakehouse.run(config, "2026-11-21", "2026-11-21 08:00:00", full_refresh=True)
+    # 2026-09-25 to 11-20, N1's date: 57 days, 9 files.
+    assert len(assert_date_ranged(lakehouse, rebuilt=True)) == 9
+    assert_equal_to_a_full_rebuild(lakehouse, config.rules, "2026-11-21")

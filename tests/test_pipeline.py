@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from lakehouse import Lakehouse
 from rows import customer, order, ts
 
-from growth_revenue import delta_log, pipeline, sparkutil, tables, transforms
+from growth_revenue import pipeline, sparkutil, tables, transforms
 from growth_revenue.contract import ContractError
 from growth_revenue.exit_codes import ExitCode
 from growth_revenue.locations import Location
@@ -67,12 +67,6 @@ def test_a_good_run_publishes_the_mart_the_report_and_the_check_results(spark, c
     dq = lakehouse.output(tables.DQ_RESULTS)
     assert dq.where(f"run_id = '{outcome.run_id}'").count() == 12  # 8 gate constraints, 2 quarantine, 2 anomaly checks
     assert dq.where("status = 'Failure'").count() == 0
-
-
-def test_the_mart_is_partitioned_by_order_date(spark, config, lakehouse):
-    lakehouse.run(config)
-    detail = delta_log.delta_table(spark, Location(path=str(lakehouse.out / tables.MART))).detail().first()
-    assert detail["partitionColumns"] == ["order_date"]
 
 
 def test_rerunning_an_as_of_replaces_its_snapshot_and_keeps_the_others(spark, config, lakehouse):

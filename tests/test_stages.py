@@ -33,6 +33,7 @@ STAGES_OF_A_PUBLISHED_RUN = [
     "publish quarantine",
     "publish report",
     "publish dq results",
+    "mart upkeep",
 ]
 
 

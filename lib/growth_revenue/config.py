@@ -93,6 +93,9 @@ class Publish:
 class Incremental:
     lookback_hours: Annotated[Float, Field(ge=0)]
     deletion_vectors: Flag
+    mart_days_per_file: Annotated[Int, Field(ge=1)]
+    mart_resort_share: Annotated[Float, Field(gt=0, le=1)]
+    mart_resort_min_mb: Annotated[Float, Field(ge=0)]
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -41,6 +41,12 @@ def table_properties(table: DeltaTable) -> dict[str, str]:
     return single_row(table.detail().select("properties"))[0] or {}
 
 
+def size_and_partitioning(spark: SparkSession, location: Location) -> tuple[int, list[str]]:
+    """The table's bytes (its current files) and its partition columns, from DESCRIBE DETAIL."""
+    size, partitioning = single_row(existing_table(spark, location).detail().select("sizeInBytes", "partitionColumns"))
+    return int(size or 0), list(partitioning or [])
+
+
 def version_of(spark: SparkSession, location: Location) -> int | None:
     """Current Delta version of the table, None if it does not exist."""
     table = delta_table(spark, location)
@@ -52,13 +58,13 @@ def version_of(spark: SparkSession, location: Location) -> int | None:
 def history(spark: SparkSession, location: Location, limit: int | None = 50) -> list[dict]:
     """The table's newest `limit` commits (all when None), newest first; [] if there is no Delta table.
 
-    Each: version, operation, operationParameters, userMetadata.
+    Each: version, operation, operationParameters, operationMetrics, userMetadata.
     """
     table = delta_table(spark, location)
     if table is None:
         return []
     commits = table.history(limit) if limit is not None else table.history()
-    rows = commits.select("version", "operation", "operationParameters", "userMetadata").collect()
+    rows = commits.select("version", "operation", "operationParameters", "operationMetrics", "userMetadata").collect()
     return [row.asDict() for row in rows]
 
 

@@ -12,11 +12,12 @@ import logging
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from growth_revenue import delta_log, mart_state, stages, tables, transforms, writing
+from growth_revenue import delta_log, mart_layout, mart_state, reading, stages, tables, transforms, writing
 from growth_revenue.caching import CacheScope
 from growth_revenue.config import Config
 from growth_revenue.locations import Location
 from growth_revenue.planning import CustomerProfiles
+from growth_revenue.sparkutil import single_row
 from growth_revenue.staging import StagedMart
 
 log = logging.getLogger("growth_revenue")
@@ -30,6 +31,9 @@ class Publisher:
     def __init__(self, spark: SparkSession, config: Config, output: Location, run_id: str):
         self._spark, self._output, self._run_id = spark, output, run_id
         self._retries, self._backoff = config.publish.conflict_retries, config.publish.conflict_backoff_seconds
+        self._days_per_file = config.incremental.mart_days_per_file
+        self._resort_share = config.incremental.mart_resort_share
+        self._resort_min_bytes = int(config.incremental.mart_resort_min_mb * 2**20)
         # Deletion vectors let a MERGE mark replaced rows instead of rewriting their files.
         self.deletion_vectors = {DELETION_VECTORS: "true"} if config.incremental.deletion_vectors else {}
 
@@ -41,7 +45,7 @@ class Publisher:
         self,
         df: DataFrame,
         table: str,
-        partition_by: tuple[str, ...] = (),
+        ranged: mart_layout.RangedFiles | None = None,
         user_metadata: str | None = None,
         properties: dict[str, str] | None = None,
         plain_columns: tuple[str, ...] = (),
@@ -50,9 +54,7 @@ class Publisher:
         return self._write(
             table,
             "",
-            lambda location: writing.overwrite(
-                df, location, partition_by, metadata, properties, self._run_id, plain_columns
-            ),
+            lambda location: writing.overwrite(df, location, ranged, metadata, properties, self._run_id, plain_columns),
         )
 
     def mart(self, staged: StagedMart, state: mart_state.MartState, previous: mart_state.MartState | None) -> int:
@@ -62,7 +64,7 @@ class Publisher:
             return self.overwrite(
                 staged.rows,
                 tables.MART,
-                ("order_date",),
+                mart_layout.RangedFiles(mart_layout.COLUMN, self._ranges(staged.rows)),
                 metadata,
                 self.deletion_vectors,
                 transforms.MART_HIGH_CARDINALITY_COLUMNS,
@@ -96,6 +98,45 @@ class Publisher:
         if version is None:
             raise RuntimeError(f"{mart} is not a Delta table: the incremental run found no mart to leave unchanged")
         return version
+
+    def sort_mart_if_due(self) -> None:
+        """Re-sort the mart into date ranges when the nightly MERGEs or another OPTIMIZE mixed them.
+
+        Data-preserving, so the state stays on the MERGE's commit. Another run committing first
+        only postpones it: the next run finds it due again.
+        """
+        mart = self._output.child(tables.MART)
+        size, partitioning = delta_log.size_and_partitioning(self._spark, mart)
+        if partitioning:
+            log.info(
+                "%s is partitioned by %s (an earlier release): its next full rebuild writes date-ranged files",
+                mart,
+                ", ".join(partitioning),
+            )
+            return
+        commits = delta_log.history(self._spark, mart, mart_layout.HISTORY_LIMIT)
+        reason = mart_layout.clustering_due(commits, size, self._resort_share, self._resort_min_bytes)
+        if reason is None:
+            return
+        files = self._ranges(reading.read_output(self._spark, mart))
+        log.info("re-sorting %s into %d ranges of %s: %s", mart, files, mart_layout.COLUMN, reason)
+        target_size = mart_layout.max_file_bytes(size, files)
+        try:
+            self._write(
+                tables.MART,
+                f"re-sorted by {mart_layout.COLUMN}",
+                lambda location: writing.sort_into_ranges(
+                    self._spark, location, mart_layout.COLUMN, target_size, self._run_id
+                ),
+            )
+        except writing.ConflictError as exc:
+            log.warning("%s not re-sorted (%s): the next run tries again", mart, exc)
+
+    def _ranges(self, mart: DataFrame) -> int:
+        """How many files of `days_per_file` order dates the mart's rows need."""
+        column = F.col(mart_layout.COLUMN)
+        first, last = single_row(mart.agg(F.min(column), F.max(column)))
+        return mart_layout.ranges(first, last, self._days_per_file)
 
     def replace_snapshot(self, df: DataFrame, table: str, as_of: dt.date) -> int:
         predicate = f"as_of_date = DATE'{as_of.isoformat()}'"  # from a date object, never from text
@@ -169,6 +210,8 @@ def publish(
     publisher.replace_snapshot(transforms.with_mart_version(report_frame, mart_version), tables.REPORT, as_of)
     timed.start("publish dq results")
     publisher.append(dq_rows, tables.DQ_RESULTS)
+    timed.start("mart upkeep")
+    publisher.sort_mart_if_due()
     return report_rows
 
 

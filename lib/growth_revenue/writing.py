@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from growth_revenue.delta_log import delta_table, existing_table, table_properties
 from growth_revenue.locations import Location
+from growth_revenue.mart_layout import RangedFiles
 from growth_revenue.sparkutil import first_line, session_conf
 
 log = logging.getLogger("growth_revenue")
@@ -35,7 +36,7 @@ def _writer(df: DataFrame, mode: str, user_metadata: str | None):
 def overwrite(
     df: DataFrame,
     location: Location,
-    partition_by: tuple[str, ...] = (),
+    ranged: RangedFiles | None = None,
     user_metadata: str | None = None,
     properties: dict[str, str] | None = None,
     run_id: str | None = None,
@@ -46,18 +47,20 @@ def overwrite(
     `properties` are Delta table properties the table must have. A new table is created with
     them; an existing one lacking them gets them in a commit of its own first, tagged `run_id`
     only, so a crash in between leaves no commit that claims this run's data.
+    `ranged`: the rows go into files that each hold one range of a column's values (the ranges
+    from a sample of the rows), sorted within, so a filter on the column skips files by their
+    statistics. An existing table's partitioning is replaced by the new write's (overwriteSchema).
     `plain_columns` are stored without a Parquet dictionary (see `_without_dictionary`).
     """
     if properties:
         ensure_properties(df.sparkSession, location, properties, run_id)
-    if partition_by:
-        # One task per partition value: a few files per date instead of one per date per task.
-        df = df.repartition(*partition_by)
+    if ranged is not None:
+        df = df.repartitionByRange(ranged.files, ranged.column).sortWithinPartitions(ranged.column)
     writer = _writer(df, "overwrite", user_metadata).option("overwriteSchema", "true")
     for key, value in (properties or {}).items():
         writer = writer.option(key, value)  # applied when the write creates the table
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
+    if ranged is not None:
+        writer = writer.option("maxRecordsPerFile", ranged.max_rows_per_file)
     with session_conf(df.sparkSession, _without_dictionary(plain_columns)):
         _save(writer, location)
 
@@ -117,16 +120,16 @@ def merge_by_key(
 
     Each change row has the table's `columns`, and `_present` (false: delete the key's row).
     `target_rows` is a condition on the table's columns (alias TARGET) that every row to update
-    or delete meets: the MERGE reads only the files that can hold one (by partition and file
-    statistics) and joins only the rows that meet it with the change.
+    or delete meets: the MERGE reads only the files that can hold one (by their statistics, or
+    partition values) and joins only the rows that meet it with the change.
     """
     spark = changes.sparkSession
     table = existing_table(spark, location)
     condition = (F.col(f"{TARGET}.`{key}`") == F.col(f"{SOURCE}.`{key}`")) & target_rows
     values: dict[str, str | Column] = {f"`{c}`": f"{SOURCE}.`{c}`" for c in columns}
-    # The MERGE writes its new rows one file per order_date they fall on. They are a few MB, so
-    # adaptive execution would coalesce them into one task writing every date's file in turn
-    # (customer changes touch every date); without its 1 MB floor it spreads them over the cores.
+    # The MERGE's new rows are a few MB, so adaptive execution would coalesce them into one task
+    # (on a mart partitioned by an earlier release: writing every date's file in turn, as customer
+    # changes touch every date); without its 1 MB floor it spreads them over the cores.
     with _commit_metadata(spark, user_metadata), session_conf(spark, _SPREAD_SMALL_WRITES):
         (
             table.alias(TARGET)
@@ -136,6 +139,20 @@ def merge_by_key(
             .whenNotMatchedInsert(condition=f"{SOURCE}._present", values=values)
             .execute()
         )
+
+
+def sort_into_ranges(
+    spark: SparkSession, location: Location, column: str, max_file_bytes: int, user_metadata: str
+) -> None:
+    """Re-sort the table's files into ranges of `column`, in one data-preserving OPTIMIZE commit.
+
+    A ZORDER BY one column sorts every row by it and cuts files of about `max_file_bytes`: each
+    file then holds one range of the column again (a plain OPTIMIZE only packs small files together).
+    """
+    table = existing_table(spark, location)
+    size = {"spark.databricks.delta.optimize.maxFileSize": str(max_file_bytes)}
+    with _commit_metadata(spark, user_metadata), session_conf(spark, size):
+        table.optimize().executeZOrderBy(column)
 
 
 def upsert_changed(
