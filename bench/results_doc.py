@@ -266,9 +266,9 @@ def limits_history_length(scale: dict) -> str:
                 f"({long[name]['rows_read']:,} against {short[name]['rows_read']:,} rows read)"
                 for name in grown
             )
-            + ". The mart's MERGE writes a file on every date a relabelled customer has orders on: "
-            "[mart_layout.md](mart_layout.md) measures the layouts that would avoid it, and why the mart keeps "
-            "its partitions."
+            + ". A relabelled customer's orders lie on every date, so the mart's MERGE reads and replaces "
+            "rows in files across the history ([mart_layout.md](mart_layout.md) measures the layouts through "
+            "a week of such nights)."
         )
     return text
 
@@ -716,8 +716,8 @@ def render_projection(model: CostModel, cores: int, base_days: int) -> list[str]
         f"({PROJECTED_ORDERS // 365:,} a day over a year): about {local / 60:.0f} min here, and about "
         f"{cluster / 60:.1f} min on a {PROJECTED_CORES}-core cluster if the order-proportional work spreads evenly "
         "over the cores and the fixed part (driver, Delta log, job scheduling) does not. What the lines cannot "
-        "see: whether the costs stay linear that far (the mart's MERGE reads every date partition a changed "
-        "customer has orders in) and whether one driver keeps up with a billion-row table's Delta log.",
+        "see: whether the costs stay linear that far (the mart's MERGE reads every file of a date a changed "
+        "customer has orders on) and whether one driver keeps up with a billion-row table's Delta log.",
     ]
 
 
