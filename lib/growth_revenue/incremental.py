@@ -158,7 +158,7 @@ def redated_orders(
 
 def _stamped_after(mart: DataFrame, latest: dt.datetime, reporting_timezone: str) -> DataFrame:
     """order_id of the mart rows stamped after `latest`; the order_date filter lets Delta skip every
-    other partition."""
+    file of earlier dates."""
     latest_date = latest.astimezone(ZoneInfo(reporting_timezone)).date()  # rule 5's order_date of `latest`
     return mart.where(
         (F.col("order_date") >= F.lit(latest_date)) & (F.col("order_ts") > F.lit(latest).cast(T.TimestampType()))
@@ -232,9 +232,9 @@ def published_rows(
     """The mart rows the change may replace or delete, in one pass over the mart: those of the
     affected orders, and those of re-labelled and removed customers' orders wherever they lie.
 
-    `target_dates` are the order_date partitions holding the affected orders' rows, or None to
-    read every partition (when customers are edited their rows can be anywhere, so the one pass
-    over the whole mart serves both).
+    `target_dates` are the order dates of the affected orders' rows (Delta skips the files of other
+    dates), or None to read the whole mart (when customers are edited their rows can be anywhere,
+    so the one pass over the whole mart serves both).
     """
     rows = mart if target_dates is None else mart.where(F.col("order_date").isin(target_dates))
     orders = F.broadcast(affected.select("order_id", F.lit(True).alias("_affected")))
@@ -271,7 +271,7 @@ class ReplacedRows:
     def condition(self, table: str) -> Column:
         """The rows as a condition on the mart's columns under the alias `table`.
 
-        A segment move touches a file on every date, so the MERGE reads them all. With this
+        A segment move touches rows on every date, so the MERGE reads every file. With this
         condition Spark drops every row of theirs it cannot match before the MERGE joins them with
         the change (an outer join: without it every row read is shuffled).
         """
@@ -291,7 +291,7 @@ def mart_changes(published: DataFrame, staged: DataFrame) -> DataFrame:
 
     `published` holds the mart's rows of the affected orders, `staged` their recomputed rows. Each
     output row has the staged mart columns, `_present` (false: delete the order's row) and
-    `_target_date` (order_date of the row it replaces, for partition pruning in the MERGE).
+    `_target_date` (order_date of the row it replaces; null for a new order).
     """
     old = published.select(*[F.col(c).alias(f"_old_{c}") for c in MART_COLUMNS])
     joined = staged.join(old, staged["order_id"] == old["_old_order_id"], "full_outer")

@@ -137,9 +137,9 @@ def stage_change(
     recomputed_rows = transforms.mart_orders(counted, rules.reporting_timezone)
 
     # The mart's current rows of the affected orders and of relabelled or removed customers, in
-    # one pass. Edited customers' rows can lie in any partition; without them, first find which
-    # partitions hold the affected orders (order_id only, files skipped by their order_id range)
-    # and read those alone.
+    # one pass. Edited customers' rows can lie on any date; without them, first find the dates of
+    # the affected orders (order_id only, files skipped by their order_id range) and read the
+    # files of those dates alone.
     edited = by_action[incremental.RELABEL] + by_action[incremental.REMOVE]
     target_dates = (
         None
