@@ -79,3 +79,34 @@ def test_readme_lines_are_rewritten_between_the_markers_only():
     assert "old line" not in written and "No benchmark results stored yet" in written
     with pytest.raises(ValueError, match=r"no .* block"):
         results_doc.with_readme_summary("# no markers\n", [])
+
+
+def rebuild_at_100m(spark: str, engine: str | None) -> dict:
+    """A stored 100M full rebuild, run on `spark` verifying with `engine` (None: recorded before engines were)."""
+    invocation = {
+        "at": "2026-12-07 20:00:00 UTC",
+        "git": "abc1234",
+        "driver_memory": "8g",
+        "machine": {"cores": 2, "spark": spark, "quality_engine": engine},
+    }
+    return {
+        "scale": {"orders": 100_000_000, "customers": 10_000_000, "days": 365},
+        "scenarios": {"full": {"runs": [{"seconds": 2500.0, "peak_rss_mib": 8_000.0}], "invocation": invocation["at"]}},
+        "invocations": {invocation["at"]: invocation},
+    }
+
+
+def test_a_target_measured_off_the_default_line_or_without_deequ_is_marked_so():
+    off_line = "\n".join(results_doc.render_targets([rebuild_at_100m("4.1.4", None)]))
+    row = next(line for line in off_line.splitlines() if line.startswith("| A 100M-order"))
+    assert "git abc1234, Spark 4.1.4, spark engine †" in row and "| met |" in row
+    assert "† not measured on the default Spark line (3.5) with Deequ verifying" in off_line
+    assert "†" in "\n".join(results_doc.render_targets([rebuild_at_100m("3.5.5", "spark")]))
+    on_line = "\n".join(results_doc.render_targets([rebuild_at_100m("3.5.5", "deequ")]))
+    assert "git abc1234, Spark 3.5.5, deequ engine |" in on_line and "†" not in on_line
+
+
+def test_readme_counts_the_targets_met_off_the_default_line_apart():
+    off_line = results_doc.targets_line([rebuild_at_100m("4.1.4", None)])
+    assert "1 of 10 met (1 of them off the default Spark line or without Deequ)" in off_line
+    assert "1 of 10 met." in results_doc.targets_line([rebuild_at_100m("3.5.5", "deequ")])
