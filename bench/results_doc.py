@@ -756,8 +756,9 @@ def render_projection(model: CostModel, cores: int, base_days: int) -> list[str]
         f"({PROJECTED_ORDERS // 365:,} a day over a year): about {local / 60:.0f} min here, and about "
         f"{cluster / 60:.1f} min on a {PROJECTED_CORES}-core cluster if the order-proportional work spreads evenly "
         "over the cores and the fixed part (driver, Delta log, job scheduling) does not. What the lines cannot "
-        "see: whether the costs stay linear that far (the mart's MERGE reads every file of a date a changed "
-        "customer has orders on) and whether one driver keeps up with a billion-row table's Delta log.",
+        "see: whether the costs stay linear that far (the mart's MERGE reads every file that holds an order of "
+        "a relabelled customer, and their orders lie in every date range) and whether one driver keeps up with "
+        "a billion-row table's Delta log.",
     ]
 
 
