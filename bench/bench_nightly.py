@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             results["full"] = full_rebuild(bench, raw, repeat)
         if "incremental" in wanted:
             results["incremental"] = incremental_nightly(bench, raw, repeat)
+        if "incremental_aqe" in wanted:
+            results["incremental_aqe"] = incremental_nightly(
+                with_adaptive_execution(bench), raw, repeat, setup=not runs_of(results, "incremental")
+            )
         if "incremental30" in wanted:
             results["incremental30"] = incremental_nightly(bench, prepared(shape.scaled_to(SHORT_HISTORY_DAYS)), repeat)
         if wanted & {"full_random", "incremental_random"}:
@@ -297,7 +301,9 @@ def incremental_output(bench: Bench, shape: Shape) -> Path:
     return bench.work / f"incremental-{shape.name}" / "output"
 
 
-def incremental_nightly(bench: Bench, raw: RawData, repeat: int) -> dict:
+def incremental_nightly(bench: Bench, raw: RawData, repeat: int, setup: bool = True) -> dict:
+    """The nightly on the new day, each run from a copy of the previous night's outputs (made first,
+    unless `setup` is false: a scenario run earlier in this invocation left them)."""
     output = incremental_output(bench, raw.shape)
     raw_tables, previous = output.parent / "raw", output.parent / "previous-night"
 
@@ -314,7 +320,17 @@ def incremental_nightly(bench: Bench, raw: RawData, repeat: int) -> dict:
         shutil.copytree(previous, output)  # every timed run starts from the previous night's outputs
         return run_job(bench, raw_tables, output, bench.as_of, full_refresh=False)
 
-    return repeated(bench, repeat, nightly, setup=previous_night)
+    return repeated(bench, repeat, nightly, setup=previous_night if setup else None)
+
+
+def with_adaptive_execution(bench: Bench) -> Bench:
+    """The bench with the job's adaptive execution kept on while an incremental run stages and verifies."""
+    incremental = dataclasses.replace(bench.config.incremental, adaptive_execution=True)
+    return dataclasses.replace(bench, config=dataclasses.replace(bench.config, incremental=incremental))
+
+
+def runs_of(results: dict, name: str) -> list:
+    return results.get(name, {}).get("runs", [])
 
 
 def scaling(bench: Bench, shape: Shape, raw_of) -> dict:

@@ -21,6 +21,7 @@ DEFAULT_DAYS = 365
 SCENARIOS = {
     "full": "full rebuild (`pipeline.run`, full_refresh)",
     "incremental": "incremental nightly, {days}-day history",
+    "incremental_aqe": "incremental nightly, {days}-day history, adaptive execution on while staging and verifying",
     "incremental30": "incremental nightly, 30-day history, same daily volume",
     "report": "report alone (`revenue_by_segment` on the published mart)",
     "naive": "naive Spark: the report straight from the raw tables",
@@ -31,6 +32,7 @@ SCENARIOS = {
 SHORT_NAMES = {
     "full": "full rebuild",
     "incremental": "incremental nightly",
+    "incremental_aqe": "incremental (adaptive execution)",
     "incremental30": "incremental (30 days)",
     "report": "report alone",
     "naive": "naive Spark",
@@ -38,7 +40,12 @@ SHORT_NAMES = {
     "full_random": "full rebuild (random keys)",
     "incremental_random": "incremental (random keys)",
 }
-JOB_REPORTS = ("full", "incremental", "report")  # the scenarios whose report is the job's, on the same data
+JOB_REPORTS = (
+    "full",
+    "incremental",
+    "incremental_aqe",
+    "report",
+)  # the scenarios whose report is the job's, on the same data
 
 
 # --- storing ---------------------------------------------------------------------------------
@@ -324,6 +331,20 @@ def limits_spark_jobs(scale: dict) -> str:
         f"{_work(run)['jobs']} Spark jobs, by stage: "
         + ", ".join(f"{stage['name']} {stage['spark_jobs']}" for stage in busiest if stage["spark_jobs"])
         + "."
+        + _adaptive_execution_compared(scale)
+    )
+
+
+def _adaptive_execution_compared(scale: dict) -> str:
+    """The nightly against the same nightly with adaptive execution on while staging and verifying."""
+    if not runs(scale, "incremental_aqe"):
+        return ""
+    off, on = median_run(scale, "incremental"), median_run(scale, "incremental_aqe")
+    return (
+        f" With adaptive execution on while it stages and verifies (`incremental.adaptive_execution: true`, "
+        f"measured in the same bench run), the same nightly took {on['seconds']:.1f} s in {_work(on)['jobs']} "
+        f"Spark jobs, against {off['seconds']:.1f} s in {_work(off)['jobs']} without "
+        f"({off['seconds'] / on['seconds']:.2f}x the time, {_work(off)['jobs'] / _work(on)['jobs']:.2f}x the jobs)."
     )
 
 
@@ -798,7 +819,7 @@ def render_scale(scale: dict) -> list[str]:
 
 
 # The scenarios that run the job, which records its stages.
-STAGED = ("full", "incremental", "incremental30", "full_random", "incremental_random")
+STAGED = ("full", "incremental", "incremental_aqe", "incremental30", "full_random", "incremental_random")
 
 
 def render_stages(scale: dict) -> list[str]:

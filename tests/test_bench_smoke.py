@@ -20,6 +20,7 @@ SCENARIO_ROWS = (
     "| DuckDB",
     "| full rebuild, random-key shape",
     "| incremental nightly, 40-day history, random-key shape",
+    "| incremental nightly, 40-day history, adaptive execution on while staging and verifying",
 )
 
 
@@ -76,6 +77,7 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
     assert set(stored["scenarios"]) == {
         "full",
         "incremental",
+        "incremental_aqe",
         "incremental30",
         "report",
         "naive",
@@ -89,7 +91,12 @@ def test_bench_runs_every_scenario_and_duckdb_agrees_with_the_job(tmp_path):
     assert [stage["name"] for stage in nightly["stages"]][:2] == ["read and decide", "customer profiles"]
     assert nightly["spark"]["jobs"] == sum(stage["spark_jobs"] for stage in nightly["stages"]) > 0
     steps = text.split("Where the time goes", 1)[1].split("\n\n", 2)[1]
-    assert "| stage | full rebuild | incremental nightly | incremental (30 days) |" in steps
+    assert (
+        "| stage | full rebuild | incremental nightly | incremental (adaptive execution) | incremental (30 days) |"
+        in steps
+    )
+    # The nightly's adaptive-execution setting, measured side by side in the same run.
+    assert "With adaptive execution on while it stages and verifies" in text.split("### What limits it", 1)[1]
     assert any(line.startswith("| publish mart | ") for line in steps.splitlines())
 
 

@@ -216,6 +216,7 @@ def test_databricks_config_loads_and_names_unity_catalog_tables():
     output = Location.parse(config.tables.output_schema)
     assert output.path is None and output.name.count(".") == 1  # catalog.schema
     assert config.quality.engine == "deequ"  # the cluster carries the jar
+    assert config.incremental.adaptive_execution  # turned off only where it was measured: local mode
 
 
 # --- the session on a cluster -----------------------------------------------------------------

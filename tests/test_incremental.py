@@ -30,6 +30,7 @@ from growth_revenue import (
     pipeline,
     publishing,
     reading,
+    staging,
     tables,
     transforms,
     writing,
@@ -499,6 +500,44 @@ def test_the_mart_merge_leaves_the_session_settings_as_it_found_them(spark, tmp_
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
     assert delta_log.history(spark, location, limit=1)[0]["userMetadata"] == "run-1"
     assert [row.order_id for row in reading.read_output(spark, location).collect()] == ["O2"]
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["default", "kept on by config"])
+def test_an_incremental_run_stages_and_verifies_without_adaptive_execution_and_publishes_with_it(
+    spark, lakehouse, config, monkeypatch, kept
+):
+    """incremental.adaptive_execution: off while a nightly stages and verifies its change, unless the
+    config keeps it; a full rebuild and every write keep the session's setting, which comes back."""
+    adaptive = pipeline.ADAPTIVE_EXECUTION
+    config = dataclasses.replace(config, incremental=dataclasses.replace(config.incremental, adaptive_execution=kept))
+    seen: list[tuple[str, str]] = []
+
+    def recorded(name, call):
+        def wrapper(*args, **kwargs):
+            seen.append((name, spark.conf.get(adaptive)))
+            return call(*args, **kwargs)
+
+        return wrapper
+
+    for module, name in ((staging, "stage_rebuild"), (staging, "stage_change"), (pipeline, "_verify")):
+        monkeypatch.setattr(module, name, recorded(name, getattr(module, name)))
+    monkeypatch.setattr(writing, "merge_by_key", recorded("merge", writing.merge_by_key))
+    assert spark.conf.get(adaptive) == "true"  # the session's own setting (launch.base_conf)
+
+    lakehouse.land("2026-11-20 05:00:00", customers=[customer("C1")], orders=[order("O1", "C1", "2026-11-19 10:00:00")])
+    lakehouse.run(config, "2026-11-20", "2026-11-20 07:00:00")
+    lakehouse.land("2026-11-21 05:00:00", orders=[order("O2", "C1", "2026-11-20 10:00:00")])
+    assert lakehouse.run(config, "2026-11-21", "2026-11-21 07:00:00").mode == INCREMENTAL
+
+    staged = "true" if kept else "false"
+    assert seen == [
+        ("stage_rebuild", "true"),
+        ("_verify", "true"),
+        ("stage_change", staged),
+        ("_verify", staged),
+        ("merge", "true"),
+    ]
+    assert spark.conf.get(adaptive) == "true"
 
 
 def test_the_mart_merge_joins_only_the_rows_of_edited_customers_and_affected_orders(spark, tmp_path):

@@ -96,6 +96,7 @@ class Incremental:
     mart_days_per_file: Annotated[Int, Field(ge=1)]
     mart_resort_share: Annotated[Float, Field(gt=0, le=1)]
     mart_resort_min_mb: Annotated[Float, Field(ge=0)]
+    adaptive_execution: Flag
 
 
 @dataclass(frozen=True, config=_SECTION)

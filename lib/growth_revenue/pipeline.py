@@ -11,6 +11,7 @@ repository here, once the run is published.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -121,31 +122,34 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
     with CacheScope() as caches:
         # Stage: rules 1-6, in memory (nothing is written yet). A full run stages every order; an
         # incremental run only the orders whose mart row may have changed.
-        timed.start("customer profiles")
-        profiles = planning.customer_profiles(
-            spark, config, request, raw_customers, customers_version, decision, previous_profiles, caches
-        )
-        reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
-        bounds = transforms.plausible_order_ts(
-            request.run_timestamp, rules.max_future_skew_hours, rules.earliest_order_date, rules.reporting_timezone
-        )
-        timed.start("stage mart")
-        if decision.mode == mart_state.INCREMENTAL:
-            if decision.state is None:
-                raise ValueError("an incremental run has no state of the mart's last run to continue from")
-            staged = staging.stage_change(
-                spark, config, request, raw_orders, profiles, decision.state, reference, bounds, caches
+        with _adaptive_execution(spark, config, decision.mode):
+            timed.start("customer profiles")
+            profiles = planning.customer_profiles(
+                spark, config, request, raw_customers, customers_version, decision, previous_profiles, caches
             )
-        else:
-            staged = staging.stage_rebuild(config, raw_orders, profiles.current, bounds, caches)
-        computed_at = dt.datetime.now(dt.timezone.utc)
-        report = caches.persist(
-            transforms.revenue_by_segment(staged.after, request.as_of, rules.report_window_days, computed_at, run_id)
-        )
+            reference = freshness_reference(request.as_of, request.run_timestamp, rules.reporting_timezone)
+            bounds = transforms.plausible_order_ts(
+                request.run_timestamp, rules.max_future_skew_hours, rules.earliest_order_date, rules.reporting_timezone
+            )
+            timed.start("stage mart")
+            if decision.mode == mart_state.INCREMENTAL:
+                if decision.state is None:
+                    raise ValueError("an incremental run has no state of the mart's last run to continue from")
+                staged = staging.stage_change(
+                    spark, config, request, raw_orders, profiles, decision.state, reference, bounds, caches
+                )
+            else:
+                staged = staging.stage_rebuild(config, raw_orders, profiles.current, bounds, caches)
+            computed_at = dt.datetime.now(dt.timezone.utc)
+            report = caches.persist(
+                transforms.revenue_by_segment(
+                    staged.after, request.as_of, rules.report_window_days, computed_at, run_id
+                )
+            )
 
-        # Verify: nothing is published unless every Error-level constraint holds.
-        timed.start("verify")
-        verified = _verify(spark, config, request, run_id, staged, profiles, report, reference)
+            # Verify: nothing is published unless every Error-level constraint holds.
+            timed.start("verify")
+            verified = _verify(spark, config, request, run_id, staged, profiles, report, reference)
         publisher = publishing.Publisher(spark, config, request.output, run_id)
         if verified.failed:
             timed.start("publish dq results")
@@ -192,6 +196,22 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
             mode=staged.mode,
             verify_seconds=verified.seconds,
         )
+
+
+ADAPTIVE_EXECUTION = "spark.sql.adaptive.enabled"
+
+
+def _adaptive_execution(spark: SparkSession, config: Config, mode: str) -> contextlib.AbstractContextManager:
+    """Adaptive execution off while an incremental run stages and verifies, unless the config keeps it.
+
+    Its change is thousands of rows in about a hundred small queries: adaptive execution would run
+    each query stage as a Spark job of its own and re-plan between them, which costs more than its
+    run-time choices save there. A full rebuild's large shuffles keep it, and so does every write
+    (publishing runs after this scope; the MERGE spreads its new rows with it).
+    """
+    if mode == mart_state.INCREMENTAL and not config.incremental.adaptive_execution:
+        return sparkutil.session_conf(spark, {ADAPTIVE_EXECUTION: "false"})
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
