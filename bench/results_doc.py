@@ -40,12 +40,8 @@ SHORT_NAMES = {
     "full_random": "full rebuild (random keys)",
     "incremental_random": "incremental (random keys)",
 }
-JOB_REPORTS = (
-    "full",
-    "incremental",
-    "incremental_aqe",
-    "report",
-)  # the scenarios whose report is the job's, on the same data
+# The scenarios whose report is the job's, on the same data.
+JOB_REPORTS = ("full", "incremental", "incremental_aqe", "report")
 
 
 # --- storing ---------------------------------------------------------------------------------
