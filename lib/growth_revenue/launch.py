@@ -56,13 +56,18 @@ INVARIANTS = {
 }
 
 
+# Adaptive query execution: on for every session; an incremental run turns it off while it stages
+# and verifies (pipeline._adaptive_execution, incremental.adaptive_execution).
+ADAPTIVE_EXECUTION = "spark.sql.adaptive.enabled"
+
+
 def base_conf(settings: SparkSettings) -> dict[str, str]:
     """Settings every run needs, wherever the session comes from."""
     return {
         **INVARIANTS,
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.autoBroadcastJoinThreshold": str(settings.broadcast_threshold_mb * 1024 * 1024),
-        "spark.sql.adaptive.enabled": "true",
+        ADAPTIVE_EXECUTION: "true",
         # Small Delta logs do not need 50 tasks to replay.
         "spark.databricks.delta.snapshotPartitions": "2",
         **settings.conf,

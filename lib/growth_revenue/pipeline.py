@@ -40,6 +40,7 @@ from growth_revenue import (
 from growth_revenue.caching import CacheScope
 from growth_revenue.config import Config
 from growth_revenue.exit_codes import ExitCode
+from growth_revenue.launch import ADAPTIVE_EXECUTION
 from growth_revenue.locations import Location
 from growth_revenue.planning import CustomerProfiles
 from growth_revenue.staging import StagedMart
@@ -196,9 +197,6 @@ def _run(spark: SparkSession, config: Config, request: RunRequest, run_id: str, 
             mode=staged.mode,
             verify_seconds=verified.seconds,
         )
-
-
-ADAPTIVE_EXECUTION = "spark.sql.adaptive.enabled"
 
 
 def _adaptive_execution(spark: SparkSession, config: Config, mode: str) -> contextlib.AbstractContextManager:
